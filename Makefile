@@ -1,0 +1,36 @@
+# fedledger: the README's commands. Each target installs what it needs first.
+SHELL := /bin/bash
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export APE_DATA_FOLDER := $(CURDIR)/.ape-data
+export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
+
+NETWORK ?= ethereum:local:foundry
+
+.PHONY: setup compile abi lint test test-contracts demo clean
+
+setup:
+	@tools/setup.sh
+
+compile: setup
+	ape compile
+
+abi: compile
+	python tools/export_abi.py
+
+lint: setup
+	ruff check clients scripts tests tools
+	ruff format --check clients scripts tests tools
+	mypy
+
+test-contracts: compile
+	ape test tests/contracts --network $(NETWORK)
+
+test: setup lint compile
+	python tools/export_abi.py --check
+	ape test tests --network $(NETWORK)
+
+demo: compile
+	fedledger demo $(ARGS)
+
+clean:
+	rm -rf .build .ape-data .run

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IFederatedTask} from "./interfaces/IFederatedTask.sol";
+import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
+
+/// @title FederatedTask
+/// @notice Runs the rounds of one federated learning task. Trainers commit the sha256 digest of
+/// their update file (the bytes live on IPFS); staked aggregators attest the aggregated model;
+/// the round finalizes when attestations of one result reach the quorum share of aggregator
+/// stake. Accepted trainers then claim rewards in proportion to their (capped) samples,
+/// provably bad updates and dissenting aggregators are slashed, and the next round opens.
+/// @dev A commitment stores keccak256(digest, numSamples) in a single slot; the digest, CID and
+/// sample count are in the `UpdateCommitted` event, and claims and rejections re-supply them.
+contract FederatedTask is IFederatedTask, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    uint256 private constant _BPS = 10_000;
+    uint256 private constant _MAX_CID_LENGTH = 128;
+    /// @notice Slash reason code recorded for an aggregator that attested a losing result.
+    bytes32 public constant SLASH_REASON_ATTESTATION_MISMATCH = bytes32(uint256(0xA0));
+
+    /// @notice The staking registry (roles, stake, slashing).
+    IStakingRegistry public immutable registry;
+    /// @notice The reward token (the staking token).
+    IERC20 public immutable rewardToken;
+    /// @notice The governance timelock: the only address that changes parameters.
+    address public immutable timelock;
+    /// @notice Hash of the model specification every update must match.
+    bytes32 public immutable modelSpecHash;
+
+    uint256 private _currentRound;
+    uint256 private _reservedRewards;
+    GlobalModel private _globalModel;
+    mapping(Parameter parameter => uint256) private _parameters;
+    mapping(uint256 round => RoundState) private _rounds;
+    mapping(uint256 round => RoundConfig) private _configs;
+    mapping(uint256 round => RoundResult) private _results;
+    mapping(uint256 round => mapping(address trainer => bytes32 commitmentHash)) private _commitments;
+    mapping(uint256 round => mapping(address aggregator => bytes32 resultKey)) private _attestations;
+    mapping(uint256 round => address[]) private _attesters;
+    mapping(uint256 round => mapping(bytes32 resultKey => uint256 stake)) private _support;
+    mapping(uint256 round => mapping(address trainer => RejectionReason)) private _rejections;
+    mapping(uint256 round => mapping(address trainer => bool)) private _rewardClaimed;
+    mapping(address aggregator => uint256) private _fees;
+
+    /// @param registry_ The staking registry.
+    /// @param timelock_ The governance timelock.
+    /// @param initialModelDigest sha256 of the initial model file.
+    /// @param initialModelCid IPFS CID of the initial model file.
+    /// @param modelSpecHash_ Hash of the model specification (architecture, shapes, dtypes).
+    /// @param initial Initial parameter values, validated like governance changes.
+    constructor(
+        IStakingRegistry registry_,
+        address timelock_,
+        bytes32 initialModelDigest,
+        string memory initialModelCid,
+        bytes32 modelSpecHash_,
+        InitialParameters memory initial
+    ) {
+        if (initialModelDigest == bytes32(0)) revert TaskZeroDigest();
+        uint256 cidLength = bytes(initialModelCid).length;
+        if (cidLength == 0 || cidLength > _MAX_CID_LENGTH) revert TaskInvalidCid(cidLength);
+        registry = registry_;
+        rewardToken = registry_.stakeToken();
+        timelock = timelock_;
+        modelSpecHash = modelSpecHash_;
+        _globalModel = GlobalModel({digest: initialModelDigest, version: 0, cid: initialModelCid});
+
+        _setParameter(Parameter.CommitWindow, initial.commitWindow);
+        _setParameter(Parameter.AggregationWindow, initial.aggregationWindow);
+        _setParameter(Parameter.MinUpdates, initial.minUpdates);
+        _setParameter(Parameter.AggregationRule, initial.aggregationRule);
+        _setParameter(Parameter.AggregationParam, initial.aggregationParam);
+        _setParameter(Parameter.RewardPerRound, initial.rewardPerRound);
+        _setParameter(Parameter.AggregatorFee, initial.aggregatorFee);
+        _setParameter(Parameter.SampleCap, initial.sampleCap);
+        _setParameter(Parameter.TrainerSlashBps, initial.trainerSlashBps);
+        _setParameter(Parameter.OutlierSlashBps, initial.outlierSlashBps);
+        _setParameter(Parameter.AggregatorSlashBps, initial.aggregatorSlashBps);
+        _setParameter(Parameter.QuorumBps, initial.quorumBps);
+    }
+
+    // ---------------------------------------------------------------- modifiers
+
+    modifier onlyGovernance() {
+        _checkGovernance();
+        _;
+    }
+
+    modifier inPhase(uint256 round, Phase expected) {
+        _checkPhase(round, expected);
+        _;
+    }
+
+    // ---------------------------------------------------------------- rounds
+
+    /// @inheritdoc IFederatedTask
+    function start() external {
+        if (_rounds[0].status != RoundStatus.None) revert TaskAlreadyStarted();
+        uint256 trainers = registry.activeCount(IStakingRegistry.Role.Trainer);
+        uint256 required = _parameters[Parameter.MinUpdates];
+        if (trainers < required) revert TaskNotEnoughTrainers(trainers, required);
+        if (registry.activeCount(IStakingRegistry.Role.Aggregator) == 0) revert TaskNoAggregators();
+        _openRound(0);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples)
+        external
+        inPhase(round, Phase.Commit)
+    {
+        if (digest == bytes32(0)) revert TaskZeroDigest();
+        if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
+        if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
+        RoundState storage state = _rounds[round];
+        (bool active, uint256 activeSince) = registry.activeRole(msg.sender, IStakingRegistry.Role.Trainer);
+        // Trainers that joined after the round opened wait for the next one: the round's
+        // expected commit count, which can close the commit window early, was fixed at opening.
+        if (!active || activeSince > state.openedAt) revert TaskNotEligibleTrainer(msg.sender);
+        mapping(address => bytes32) storage commitments = _commitments[round];
+        if (commitments[msg.sender] != bytes32(0)) revert TaskAlreadyCommitted(round, msg.sender);
+
+        commitments[msg.sender] = commitmentHash(digest, numSamples);
+        state.commits += 1;
+        state.totalSamples += uint48(_capped(numSamples, state.sampleCap));
+        emit UpdateCommitted(round, msg.sender, digest, cid, numSamples);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function attest(uint256 round, bytes32 modelDigest, string calldata modelCid, Rejection[] calldata rejections)
+        external
+        inPhase(round, Phase.Aggregation)
+    {
+        if (modelDigest == bytes32(0)) revert TaskZeroDigest();
+        if (bytes(modelCid).length == 0 || bytes(modelCid).length > _MAX_CID_LENGTH) {
+            revert TaskInvalidCid(bytes(modelCid).length);
+        }
+        (bool active,) = registry.activeRole(msg.sender, IStakingRegistry.Role.Aggregator);
+        if (!active) revert TaskNotAggregator(msg.sender);
+        if (_attestations[round][msg.sender] != bytes32(0)) revert TaskAlreadyAttested(round, msg.sender);
+        _checkRejections(round, rejections);
+
+        bytes32 resultKey = keccak256(abi.encode(round, modelDigest, rejections));
+        uint256 stake = registry.participant(msg.sender).stake;
+        _attestations[round][msg.sender] = resultKey;
+        _attesters[round].push(msg.sender);
+        uint256 support = _support[round][resultKey] + stake;
+        _support[round][resultKey] = support;
+        emit AttestationSubmitted(round, msg.sender, resultKey, modelDigest, modelCid, rejections.length);
+
+        uint256 totalStake = registry.totalActiveStake(IStakingRegistry.Role.Aggregator);
+        if (support * _BPS >= uint256(_configs[round].quorumBps) * totalStake) {
+            _finalize(round, resultKey, modelDigest, modelCid, rejections);
+        }
+    }
+
+    /// @inheritdoc IFederatedTask
+    function closeStaleRound() external {
+        uint256 round = _currentRound;
+        _checkPhase(round, Phase.Stale);
+        RoundState storage state = _rounds[round];
+        state.status = RoundStatus.Closed;
+        emit RoundClosed(round, state.commits);
+        _openRound(round + 1);
+    }
+
+    // ---------------------------------------------------------------- payments
+
+    /// @inheritdoc IFederatedTask
+    function claimReward(uint256 round, bytes32 digest, uint256 numSamples)
+        external
+        nonReentrant
+        inPhase(round, Phase.Finalized)
+    {
+        bytes32 stored = _commitments[round][msg.sender];
+        if (stored == bytes32(0) || stored != commitmentHash(digest, numSamples)) revert TaskNoReward(round, msg.sender);
+        if (_rejections[round][msg.sender] != RejectionReason.None) revert TaskNoReward(round, msg.sender);
+        if (_rewardClaimed[round][msg.sender]) revert TaskRewardAlreadyClaimed(round, msg.sender);
+
+        uint256 amount = rewardOf(round, numSamples);
+        _rewardClaimed[round][msg.sender] = true;
+        _reservedRewards -= amount;
+        emit RewardClaimed(round, msg.sender, amount);
+
+        if (amount != 0) rewardToken.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function withdrawFees() external nonReentrant {
+        uint256 amount = _fees[msg.sender];
+        if (amount == 0) revert TaskNoFees(msg.sender);
+        _fees[msg.sender] = 0;
+        _reservedRewards -= amount;
+        emit FeesWithdrawn(msg.sender, amount);
+
+        rewardToken.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function fundRewards(uint256 amount) external nonReentrant {
+        if (amount == 0) revert TaskZeroAmount();
+        emit RewardsFunded(msg.sender, amount);
+        rewardToken.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IFederatedTask
+    function setParameter(Parameter parameter_, uint256 value) external onlyGovernance {
+        _setParameter(parameter_, value);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice The round now open (or the last one, if the task has not started: round 0).
+    function currentRound() external view returns (uint256) {
+        return _currentRound;
+    }
+
+    /// @notice The phase of `round` now.
+    function phase(uint256 round) public view returns (Phase) {
+        RoundState storage state = _rounds[round];
+        RoundStatus status = state.status;
+        if (status == RoundStatus.None) return Phase.Inactive;
+        if (status == RoundStatus.Finalized) return Phase.Finalized;
+        if (status == RoundStatus.Closed) return Phase.Closed;
+        bool beforeDeadline = block.timestamp < state.commitDeadline;
+        // The commit window closes early once every trainer expected at opening has committed.
+        if (beforeDeadline && state.commits < state.expectedCommits) return Phase.Commit;
+        if (state.commits < _configs[round].minUpdates) return beforeDeadline ? Phase.Commit : Phase.Stale;
+        if (block.timestamp < state.aggregationDeadline) return Phase.Aggregation;
+        return Phase.Stale;
+    }
+
+    /// @notice The stored state of `round`.
+    function roundState(uint256 round) external view returns (RoundState memory) {
+        return _rounds[round];
+    }
+
+    /// @notice The rules `round` runs under.
+    function roundConfig(uint256 round) external view returns (RoundConfig memory) {
+        return _configs[round];
+    }
+
+    /// @notice The result of a finalized `round`.
+    function roundResult(uint256 round) external view returns (RoundResult memory) {
+        return _results[round];
+    }
+
+    /// @notice The current global model.
+    function globalModel() external view returns (GlobalModel memory) {
+        return _globalModel;
+    }
+
+    /// @notice The stored commitment of `trainer` in `round`, zero if none.
+    function commitment(uint256 round, address trainer) external view returns (bytes32) {
+        return _commitments[round][trainer];
+    }
+
+    /// @notice What a commitment stores for an update: keccak256(abi.encode(digest, numSamples)).
+    function commitmentHash(bytes32 digest, uint256 numSamples) public pure returns (bytes32) {
+        return keccak256(abi.encode(digest, numSamples));
+    }
+
+    /// @notice The result key `aggregator` attested in `round`, zero if none.
+    function attestation(uint256 round, address aggregator) external view returns (bytes32) {
+        return _attestations[round][aggregator];
+    }
+
+    /// @notice The aggregators that attested in `round`, in order.
+    function attesters(uint256 round) external view returns (address[] memory) {
+        return _attesters[round];
+    }
+
+    /// @notice Aggregator stake behind `resultKey` in `round`.
+    function support(uint256 round, bytes32 resultKey) external view returns (uint256) {
+        return _support[round][resultKey];
+    }
+
+    /// @notice Why `trainer`'s update was rejected in a finalized `round` (None if accepted).
+    function rejection(uint256 round, address trainer) external view returns (RejectionReason) {
+        return _rejections[round][trainer];
+    }
+
+    /// @notice Whether `trainer` claimed its reward for `round`.
+    function rewardClaimed(uint256 round, address trainer) external view returns (bool) {
+        return _rewardClaimed[round][trainer];
+    }
+
+    /// @notice The reward an accepted update of `numSamples` earns in finalized `round`.
+    function rewardOf(uint256 round, uint256 numSamples) public view returns (uint256) {
+        RoundResult storage result = _results[round];
+        if (result.acceptedSamples == 0) return 0;
+        return uint256(result.trainerReward) * _capped(numSamples, _rounds[round].sampleCap) / result.acceptedSamples;
+    }
+
+    /// @notice Fees credited to `aggregator` and not yet withdrawn.
+    function feesOf(address aggregator) external view returns (uint256) {
+        return _fees[aggregator];
+    }
+
+    /// @notice Tokens owed to trainers and aggregators and not yet paid.
+    function reservedRewards() external view returns (uint256) {
+        return _reservedRewards;
+    }
+
+    /// @notice Tokens in the pool not yet promised to anyone.
+    function availableRewards() public view returns (uint256) {
+        return rewardToken.balanceOf(address(this)) - _reservedRewards;
+    }
+
+    /// @notice The current value of a parameter.
+    function parameter(Parameter parameter_) external view returns (uint256) {
+        return _parameters[parameter_];
+    }
+
+    /// @inheritdoc IFederatedTask
+    function roundDuration() public view returns (uint256) {
+        return _parameters[Parameter.CommitWindow] + _parameters[Parameter.AggregationWindow];
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _openRound(uint256 round) private {
+        uint256 commitDeadline = block.timestamp + _parameters[Parameter.CommitWindow];
+        uint256 aggregationDeadline = commitDeadline + _parameters[Parameter.AggregationWindow];
+        uint256 expected = registry.activeCount(IStakingRegistry.Role.Trainer);
+        _currentRound = round;
+        _rounds[round] = RoundState({
+            openedAt: uint40(block.timestamp),
+            commitDeadline: commitDeadline.toUint40(),
+            aggregationDeadline: aggregationDeadline.toUint40(),
+            commits: 0,
+            expectedCommits: expected.toUint24(),
+            status: RoundStatus.Open,
+            sampleCap: uint32(_parameters[Parameter.SampleCap]),
+            totalSamples: 0
+        });
+        // Ranges were checked when the parameters were set, so these casts cannot truncate.
+        _configs[round] = RoundConfig({
+            rewardPerRound: uint128(_parameters[Parameter.RewardPerRound]),
+            aggregatorFee: uint128(_parameters[Parameter.AggregatorFee]),
+            aggregationParam: uint64(_parameters[Parameter.AggregationParam]),
+            minUpdates: uint32(_parameters[Parameter.MinUpdates]),
+            quorumBps: uint16(_parameters[Parameter.QuorumBps]),
+            trainerSlashBps: uint16(_parameters[Parameter.TrainerSlashBps]),
+            outlierSlashBps: uint16(_parameters[Parameter.OutlierSlashBps]),
+            aggregatorSlashBps: uint16(_parameters[Parameter.AggregatorSlashBps]),
+            aggregationRule: AggregationRule(_parameters[Parameter.AggregationRule])
+        });
+        emit RoundOpened(round, commitDeadline, aggregationDeadline, expected);
+    }
+
+    function _checkRejections(uint256 round, Rejection[] calldata rejections) private view {
+        address previous = address(0);
+        for (uint256 i = 0; i < rejections.length; ++i) {
+            Rejection calldata rejected = rejections[i];
+            // Strict order makes the result key canonical and rules out duplicates.
+            if (rejected.trainer <= previous) revert TaskRejectionsNotSorted();
+            previous = rejected.trainer;
+            if (rejected.reason == RejectionReason.None) revert TaskInvalidRejectionReason(rejected.trainer);
+            bytes32 stored = _commitments[round][rejected.trainer];
+            if (stored == bytes32(0) || stored != commitmentHash(rejected.updateDigest, rejected.numSamples)) {
+                revert TaskRejectionMismatch(rejected.trainer);
+            }
+        }
+    }
+
+    function _finalize(
+        uint256 round,
+        bytes32 resultKey,
+        bytes32 modelDigest,
+        string calldata modelCid,
+        Rejection[] calldata rejections
+    ) private {
+        RoundState storage state = _rounds[round];
+        RoundConfig memory config = _configs[round];
+        state.status = RoundStatus.Finalized;
+
+        uint256 rejectedSamples = 0;
+        for (uint256 i = 0; i < rejections.length; ++i) {
+            Rejection calldata rejected = rejections[i];
+            _rejections[round][rejected.trainer] = rejected.reason;
+            rejectedSamples += _capped(rejected.numSamples, state.sampleCap);
+            emit UpdateRejected(round, rejected.trainer, rejected.reason);
+            _slashShare(rejected.trainer, _slashBpsFor(rejected.reason, config), bytes32(uint256(rejected.reason)));
+        }
+        uint256 acceptedSamples = state.totalSamples - rejectedSamples;
+        uint256 trainerReward = acceptedSamples == 0 ? 0 : _reserve(config.rewardPerRound);
+
+        _results[round] = RoundResult({
+            resultKey: resultKey,
+            modelDigest: modelDigest,
+            trainerReward: uint128(trainerReward),
+            acceptedSamples: uint48(acceptedSamples),
+            rejectedCount: uint24(rejections.length),
+            modelCid: modelCid
+        });
+        _globalModel = GlobalModel({digest: modelDigest, version: _globalModel.version + 1, cid: modelCid});
+        _settleAggregators(round, resultKey, config);
+        emit RoundFinalized(
+            round, resultKey, modelDigest, modelCid, state.commits - rejections.length, rejections.length, trainerReward
+        );
+        _openRound(round + 1);
+    }
+
+    /// Pays the aggregators that attested the winning result an equal share of the fee and
+    /// slashes those that attested anything else. Silent aggregators simply earn nothing.
+    function _settleAggregators(uint256 round, bytes32 resultKey, RoundConfig memory config) private {
+        address[] storage roundAttesters = _attesters[round];
+        uint256 winners = 0;
+        for (uint256 i = 0; i < roundAttesters.length; ++i) {
+            if (_attestations[round][roundAttesters[i]] == resultKey) ++winners;
+        }
+        // `winners` >= 1: the attestation that reached the quorum is among them.
+        uint256 fee = _reserve(config.aggregatorFee);
+        uint256 share = fee / winners;
+        _reservedRewards -= fee - share * winners; // division dust stays in the pool
+        for (uint256 i = 0; i < roundAttesters.length; ++i) {
+            address aggregator = roundAttesters[i];
+            if (_attestations[round][aggregator] == resultKey) {
+                _fees[aggregator] += share;
+                emit FeeCredited(round, aggregator, share);
+            } else {
+                _slashShare(aggregator, config.aggregatorSlashBps, SLASH_REASON_ATTESTATION_MISMATCH);
+            }
+        }
+    }
+
+    /// Reserves up to `amount` from the unpromised pool and returns what was reserved.
+    function _reserve(uint256 amount) private returns (uint256) {
+        uint256 available = availableRewards();
+        uint256 reserved = amount < available ? amount : available;
+        _reservedRewards += reserved;
+        return reserved;
+    }
+
+    function _slashShare(address account, uint256 bps, bytes32 reason) private {
+        if (bps == 0) return;
+        uint256 amount = registry.slashableStake(account) * bps / _BPS;
+        if (amount != 0) registry.slash(account, amount, reason);
+    }
+
+    function _slashBpsFor(RejectionReason reason, RoundConfig memory config) private pure returns (uint256) {
+        if (reason == RejectionReason.Outlier) return config.outlierSlashBps;
+        if (reason == RejectionReason.Unavailable || reason == RejectionReason.Duplicate) return 0;
+        return config.trainerSlashBps;
+    }
+
+    function _capped(uint256 numSamples, uint256 cap) private pure returns (uint256) {
+        return numSamples < cap ? numSamples : cap;
+    }
+
+    function _checkPhase(uint256 round, Phase expected) private view {
+        Phase actual = phase(round);
+        if (actual != expected) revert TaskUnexpectedPhase(round, expected, actual);
+    }
+
+    function _checkGovernance() private view {
+        if (msg.sender != timelock) revert TaskOnlyGovernance(msg.sender);
+    }
+
+    function _setParameter(Parameter parameter_, uint256 value) private {
+        if (!_isValid(parameter_, value)) revert TaskInvalidParameter(parameter_, value);
+        uint256 old = _parameters[parameter_];
+        _parameters[parameter_] = value;
+        emit ParameterChanged(parameter_, old, value);
+    }
+
+    function _isValid(Parameter parameter_, uint256 value) private view returns (bool) {
+        if (parameter_ == Parameter.CommitWindow || parameter_ == Parameter.AggregationWindow) {
+            if (value == 0 || value > 30 days) return false;
+            uint256 other = parameter_ == Parameter.CommitWindow
+                ? _parameters[Parameter.AggregationWindow]
+                : _parameters[Parameter.CommitWindow];
+            // Stake must stay slashable for a whole round: unbonding outlasts the round.
+            return value + other < registry.parameter(IStakingRegistry.Parameter.UnbondingPeriod);
+        }
+        if (parameter_ == Parameter.MinUpdates) return value != 0 && value <= type(uint24).max;
+        if (parameter_ == Parameter.AggregationRule) return value <= uint256(type(AggregationRule).max);
+        if (parameter_ == Parameter.AggregationParam) return value <= type(uint64).max;
+        if (parameter_ == Parameter.RewardPerRound || parameter_ == Parameter.AggregatorFee) {
+            return value <= type(uint128).max;
+        }
+        if (parameter_ == Parameter.SampleCap) return value != 0 && value <= type(uint32).max;
+        // A strict majority of aggregator stake, so two results can never both reach quorum.
+        if (parameter_ == Parameter.QuorumBps) return value > _BPS / 2 && value <= _BPS;
+        return value <= _BPS; // the three slash rates
+    }
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IFederatedTask
+/// @notice One federated learning task: rounds of trainer commitments, aggregator
+/// attestations, quorum finalization, rewards and slashing, governed by the timelock.
+interface IFederatedTask {
+    /// @notice Where a round is in its lifecycle, derived from its state and the clock.
+    enum Phase {
+        Inactive,
+        Commit,
+        Aggregation,
+        Finalized,
+        Stale,
+        Closed
+    }
+
+    /// @notice The stored status of a round; `Phase` adds the clock to it.
+    enum RoundStatus {
+        None,
+        Open,
+        Finalized,
+        Closed
+    }
+
+    /// @notice Why aggregators rejected a trainer's update. Codes 1-5 are provable from the
+    /// committed bytes and slashed at the trainer slash rate; Outlier is slashed at the outlier
+    /// rate; Unavailable and Duplicate only lose the round's reward.
+    enum RejectionReason {
+        None,
+        DigestMismatch,
+        Malformed,
+        NonFinite,
+        Oversize,
+        WrongBinding,
+        Unavailable,
+        Outlier,
+        Duplicate
+    }
+
+    /// @notice Aggregation rules governance can select; aggregators apply the round's rule.
+    enum AggregationRule {
+        FedAvg,
+        Median,
+        TrimmedMean,
+        MultiKrum
+    }
+
+    /// @notice Parameters that only governance (the timelock) may change.
+    enum Parameter {
+        CommitWindow,
+        AggregationWindow,
+        MinUpdates,
+        AggregationRule,
+        AggregationParam,
+        RewardPerRound,
+        AggregatorFee,
+        SampleCap,
+        TrainerSlashBps,
+        OutlierSlashBps,
+        AggregatorSlashBps,
+        QuorumBps
+    }
+
+    /// @notice A round's moving state, packed in one slot so a commit touches one slot of it.
+    struct RoundState {
+        uint40 openedAt;
+        uint40 commitDeadline;
+        uint40 aggregationDeadline;
+        uint24 commits;
+        uint24 expectedCommits;
+        RoundStatus status;
+        uint32 sampleCap;
+        uint48 totalSamples;
+    }
+
+    /// @notice The rules a round runs under, copied from the parameters when it opens, so a
+    /// vote executed mid-round only affects later rounds.
+    struct RoundConfig {
+        uint128 rewardPerRound;
+        uint128 aggregatorFee;
+        uint64 aggregationParam;
+        uint32 minUpdates;
+        uint16 quorumBps;
+        uint16 trainerSlashBps;
+        uint16 outlierSlashBps;
+        uint16 aggregatorSlashBps;
+        AggregationRule aggregationRule;
+    }
+
+    /// @notice What a finalized round produced.
+    struct RoundResult {
+        bytes32 resultKey;
+        bytes32 modelDigest;
+        uint128 trainerReward;
+        uint48 acceptedSamples;
+        uint24 rejectedCount;
+        string modelCid;
+    }
+
+    /// @notice One rejected update inside an attestation. `updateDigest` and `numSamples` must
+    /// match the trainer's commitment, so a rejection can only name what was committed.
+    struct Rejection {
+        address trainer;
+        RejectionReason reason;
+        bytes32 updateDigest;
+        uint64 numSamples;
+    }
+
+    /// @notice The current global model: round 0 starts from the initial model.
+    struct GlobalModel {
+        bytes32 digest;
+        uint64 version;
+        string cid;
+    }
+
+    /// @notice Initial parameter values, given at deployment.
+    struct InitialParameters {
+        uint256 commitWindow;
+        uint256 aggregationWindow;
+        uint256 minUpdates;
+        uint256 aggregationRule;
+        uint256 aggregationParam;
+        uint256 rewardPerRound;
+        uint256 aggregatorFee;
+        uint256 sampleCap;
+        uint256 trainerSlashBps;
+        uint256 outlierSlashBps;
+        uint256 aggregatorSlashBps;
+        uint256 quorumBps;
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice Thrown when a caller other than the timelock calls a governance function.
+    error TaskOnlyGovernance(address caller);
+    /// @notice Thrown when a round is not in the phase an action needs.
+    error TaskUnexpectedPhase(uint256 round, Phase expected, Phase actual);
+    /// @notice Thrown when `start` is called twice.
+    error TaskAlreadyStarted();
+    /// @notice Thrown when starting with fewer active trainers than the minimum updates.
+    error TaskNotEnoughTrainers(uint256 active, uint256 required);
+    /// @notice Thrown when starting with no active aggregator.
+    error TaskNoAggregators();
+    /// @notice Thrown when a zero digest is given.
+    error TaskZeroDigest();
+    /// @notice Thrown when a CID is empty or longer than the limit.
+    error TaskInvalidCid(uint256 length);
+    /// @notice Thrown when a commit claims zero samples, or more than fit in 64 bits.
+    error TaskInvalidSampleCount(uint256 numSamples);
+    /// @notice Thrown when the caller is not an active trainer, or became one after the round opened.
+    error TaskNotEligibleTrainer(address account);
+    /// @notice Thrown on a second commit by the same trainer in a round.
+    error TaskAlreadyCommitted(uint256 round, address trainer);
+    /// @notice Thrown when the caller is not an active aggregator.
+    error TaskNotAggregator(address account);
+    /// @notice Thrown on a second attestation by the same aggregator in a round.
+    error TaskAlreadyAttested(uint256 round, address aggregator);
+    /// @notice Thrown when rejections are not sorted by strictly increasing trainer address.
+    error TaskRejectionsNotSorted();
+    /// @notice Thrown when a rejection has reason None.
+    error TaskInvalidRejectionReason(address trainer);
+    /// @notice Thrown when a rejection does not match the trainer's commitment.
+    error TaskRejectionMismatch(address trainer);
+    /// @notice Thrown when a reward claim names a round the trainer did not earn in.
+    error TaskNoReward(uint256 round, address trainer);
+    /// @notice Thrown when a round's reward is claimed twice.
+    error TaskRewardAlreadyClaimed(uint256 round, address trainer);
+    /// @notice Thrown when there are no fees to withdraw.
+    error TaskNoFees(address aggregator);
+    /// @notice Thrown when an amount of zero is given.
+    error TaskZeroAmount();
+    /// @notice Thrown when a parameter value is out of its allowed range.
+    error TaskInvalidParameter(Parameter parameter, uint256 value);
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice Emitted when a round opens, with its deadlines.
+    event RoundOpened(uint256 indexed round, uint256 commitDeadline, uint256 aggregationDeadline, uint256 expectedCommits);
+    /// @notice Emitted when a trainer commits an update. The CID locates the bytes; the digest binds them.
+    event UpdateCommitted(uint256 indexed round, address indexed trainer, bytes32 digest, string cid, uint256 numSamples);
+    /// @notice Emitted when an aggregator attests a round's result.
+    event AttestationSubmitted(uint256 indexed round, address indexed aggregator, bytes32 indexed resultKey, bytes32 modelDigest, string modelCid, uint256 rejectedCount);
+    /// @notice Emitted when a round reaches quorum and its model becomes the global model.
+    event RoundFinalized(uint256 indexed round, bytes32 indexed resultKey, bytes32 modelDigest, string modelCid, uint256 acceptedCount, uint256 rejectedCount, uint256 trainerReward);
+    /// @notice Emitted when an update is rejected by the finalized result.
+    event UpdateRejected(uint256 indexed round, address indexed trainer, RejectionReason reason);
+    /// @notice Emitted when a stale round is closed without a model change.
+    event RoundClosed(uint256 indexed round, uint256 commits);
+    /// @notice Emitted when a trainer claims its reward for a round.
+    event RewardClaimed(uint256 indexed round, address indexed trainer, uint256 amount);
+    /// @notice Emitted when an aggregator is credited its share of a round's fee.
+    event FeeCredited(uint256 indexed round, address indexed aggregator, uint256 amount);
+    /// @notice Emitted when an aggregator withdraws its fees.
+    event FeesWithdrawn(address indexed aggregator, uint256 amount);
+    /// @notice Emitted when someone adds tokens to the reward pool.
+    event RewardsFunded(address indexed funder, uint256 amount);
+    /// @notice Emitted when governance changes a parameter.
+    event ParameterChanged(Parameter indexed parameter, uint256 oldValue, uint256 newValue);
+
+    // ---------------------------------------------------------------- functions
+
+    /// @notice Opens round 0. Anyone, once, when enough trainers and an aggregator are active.
+    function start() external;
+
+    /// @notice Commits the caller's update for `round`: sha256 `digest` of the file bytes, its
+    /// IPFS `cid`, and the number of local samples it was trained on.
+    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples) external;
+
+    /// @notice Attests the result of `round`: the aggregated model and the rejected updates,
+    /// sorted by trainer. Finalizes the round when this result reaches the quorum.
+    function attest(uint256 round, bytes32 modelDigest, string calldata modelCid, Rejection[] calldata rejections) external;
+
+    /// @notice Closes the current round without a model change once it is stale; opens the next.
+    function closeStaleRound() external;
+
+    /// @notice Pays the caller's reward for a finalized `round` in which its update was accepted.
+    function claimReward(uint256 round, bytes32 digest, uint256 numSamples) external;
+
+    /// @notice Pays the caller's credited aggregator fees.
+    function withdrawFees() external;
+
+    /// @notice Adds `amount` (approved beforehand) to the reward pool.
+    function fundRewards(uint256 amount) external;
+
+    /// @notice Changes a parameter. Only the timelock.
+    function setParameter(Parameter parameter, uint256 value) external;
+
+    /// @notice Length of a round from opening to the aggregation deadline, in seconds.
+    function roundDuration() external view returns (uint256);
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything fedledger needs into the repository, idempotently: a Python venv with
+# pinned packages, the pinned npm packages (anvil, solc, OpenZeppelin), the solc wrapper that
+# ape-solidity and py-solc-x call, and an `anvil` on the repo's PATH. Re-running is cheap:
+# each step is skipped while the files it depends on are unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+SOLC_VERSION=0.8.28
+STAMPS=.venv/.stamps
+
+stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+py_hash=$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+if ! stamp_ok python "$py_hash"; then
+  echo "setup: installing Python packages (pinned by requirements/constraints.txt)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
+  stamp_set python "$py_hash"
+fi
+
+npm_hash=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
+if ! stamp_ok npm "$npm_hash" || [ ! -d node_modules ]; then
+  echo "setup: installing npm packages (pinned by package-lock.json)"
+  # `npm ci` trips over the platform binaries anvil lists as optional; install honours the lock.
+  npm install --no-audit --no-fund --loglevel=error
+  stamp_set npm "$npm_hash"
+fi
+
+# ape-solidity and py-solc-x look for executables named solc-v<version> in SOLCX_BINARY_PATH.
+mkdir -p .solcx
+cat > ".solcx/solc-v$SOLC_VERSION" <<WRAPPER
+#!/bin/sh
+exec node "$ROOT/tools/solc-standard-json.js" "\$@"
+WRAPPER
+chmod +x ".solcx/solc-v$SOLC_VERSION"
+
+# The npm `anvil` is a node wrapper; link the real binary so its PID is the node's PID.
+mkdir -p .bin
+ln -sf "$ROOT/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" .bin/anvil
+echo "setup: ready ($(.bin/anvil --version | head -1))"
