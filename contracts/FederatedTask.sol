@@ -38,6 +38,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     uint256 private _reservedRewards;
     GlobalModel private _globalModel;
     mapping(Parameter parameter => uint256) private _parameters;
+    mapping(address trainer => uint256 activeSince) private _trainerSince;
     mapping(uint256 round => RoundState) private _rounds;
     mapping(uint256 round => RoundConfig) private _configs;
     mapping(uint256 round => RoundResult) private _results;
@@ -111,24 +112,27 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     }
 
     /// @inheritdoc IFederatedTask
-    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples)
-        external
-        inPhase(round, Phase.Commit)
-    {
+    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples) external {
+        RoundState storage state = _rounds[round];
+        RoundState memory snapshot = state;
+        // Hot path: an open round before its deadline with commits still expected is in Commit.
+        // Anything else takes the full phase check, which reverts with the actual phase.
+        bool surelyCommit = snapshot.status == RoundStatus.Open && block.timestamp < snapshot.commitDeadline
+            && snapshot.commits < snapshot.expectedCommits;
+        if (!surelyCommit) _checkPhase(round, Phase.Commit);
         if (digest == bytes32(0)) revert TaskZeroDigest();
         if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
         if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
-        RoundState storage state = _rounds[round];
-        (bool active, uint256 activeSince) = registry.activeRole(msg.sender, IStakingRegistry.Role.Trainer);
+        uint256 activeSince = _trainerSince[msg.sender];
         // Trainers that joined after the round opened wait for the next one: the round's
         // expected commit count, which can close the commit window early, was fixed at opening.
-        if (!active || activeSince > state.openedAt) revert TaskNotEligibleTrainer(msg.sender);
+        if (activeSince == 0 || activeSince > snapshot.openedAt) revert TaskNotEligibleTrainer(msg.sender);
         mapping(address => bytes32) storage commitments = _commitments[round];
         if (commitments[msg.sender] != bytes32(0)) revert TaskAlreadyCommitted(round, msg.sender);
 
         commitments[msg.sender] = commitmentHash(digest, numSamples);
-        state.commits += 1;
-        state.totalSamples += uint48(_capped(numSamples, state.sampleCap));
+        state.commits = snapshot.commits + 1;
+        state.totalSamples = snapshot.totalSamples + uint48(_capped(numSamples, snapshot.sampleCap));
         emit UpdateCommitted(round, msg.sender, digest, cid, numSamples);
     }
 
@@ -168,6 +172,13 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         state.status = RoundStatus.Closed;
         emit RoundClosed(round, state.commits);
         _openRound(round + 1);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function syncTrainer(address trainer, uint256 activeSince) external {
+        if (msg.sender != address(registry)) revert TaskOnlyRegistry(msg.sender);
+        _trainerSince[trainer] = activeSince;
+        emit TrainerSynced(trainer, activeSince);
     }
 
     // ---------------------------------------------------------------- payments
@@ -236,6 +247,11 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         if (state.commits < _configs[round].minUpdates) return beforeDeadline ? Phase.Commit : Phase.Stale;
         if (block.timestamp < state.aggregationDeadline) return Phase.Aggregation;
         return Phase.Stale;
+    }
+
+    /// @notice Since when `trainer` may commit (rounds opened at or after it); 0 if it may not.
+    function trainerActiveSince(address trainer) external view returns (uint256) {
+        return _trainerSince[trainer];
     }
 
     /// @notice The stored state of `round`.

@@ -81,6 +81,7 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
     /// @inheritdoc IStakingRegistry
     function register(Role role, uint256 amount) external nonReentrant {
         if (role == Role.None) revert RegistryInvalidRole();
+        if (_task == address(0)) revert RegistryTaskNotBound();
         Participant storage p = _participants[msg.sender];
         if (p.role != Role.None) revert RegistryAlreadyRegistered(msg.sender, p.role);
         uint256 minimum = _minStake(role);
@@ -96,6 +97,7 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         _transferVotingUnits(address(0), msg.sender, amount);
         emit Registered(msg.sender, role, amount);
+        _syncTask(msg.sender, role, p);
 
         stakeToken.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -113,6 +115,7 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
             _totalActiveStake[p.role] += amount;
         } else if (newStake >= _minStake(p.role)) {
             _activate(msg.sender, p);
+            _syncTask(msg.sender, p.role, p);
         }
         _transferVotingUnits(address(0), msg.sender, amount);
         emit StakeAdded(msg.sender, amount, newStake);
@@ -144,6 +147,7 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
             if (p.active) _deactivate(msg.sender, p);
             p.role = Role.None;
             emit Deregistered(msg.sender, role);
+            _syncTask(msg.sender, role, p);
         }
     }
 
@@ -178,7 +182,10 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         if (fromStake != 0) _transferVotingUnits(account, address(0), fromStake);
         if (p.active) {
             _totalActiveStake[p.role] -= fromStake;
-            if (p.stake < _minStake(p.role)) _deactivate(account, p);
+            if (p.stake < _minStake(p.role)) {
+                _deactivate(account, p);
+                _syncTask(account, p.role, p);
+            }
         }
         emit Slashed(account, msg.sender, amount, reason);
 
@@ -274,6 +281,12 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         _activeCount[p.role] -= 1;
         _totalActiveStake[p.role] -= p.stake;
         emit ActiveChanged(account, false);
+    }
+
+    /// Keeps the task's copy of trainer eligibility current (see `IFederatedTask.syncTrainer`).
+    function _syncTask(address account, Role role, Participant storage p) private {
+        if (role != Role.Trainer) return;
+        IFederatedTask(_task).syncTrainer(account, p.active ? p.activeSince : 0);
     }
 
     function _setParameter(Parameter parameter_, uint256 value) private {

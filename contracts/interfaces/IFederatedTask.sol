@@ -134,6 +134,8 @@ interface IFederatedTask {
 
     /// @notice Thrown when a caller other than the timelock calls a governance function.
     error TaskOnlyGovernance(address caller);
+    /// @notice Thrown when a caller other than the registry syncs a trainer.
+    error TaskOnlyRegistry(address caller);
     /// @notice Thrown when a round is not in the phase an action needs.
     error TaskUnexpectedPhase(uint256 round, Phase expected, Phase actual);
     /// @notice Thrown when `start` is called twice.
@@ -195,6 +197,8 @@ interface IFederatedTask {
     event FeesWithdrawn(address indexed aggregator, uint256 amount);
     /// @notice Emitted when someone adds tokens to the reward pool.
     event RewardsFunded(address indexed funder, uint256 amount);
+    /// @notice Emitted when the registry syncs a trainer's eligibility.
+    event TrainerSynced(address indexed trainer, uint256 activeSince);
     /// @notice Emitted when governance changes a parameter.
     event ParameterChanged(Parameter indexed parameter, uint256 oldValue, uint256 newValue);
 
@@ -225,6 +229,10 @@ interface IFederatedTask {
 
     /// @notice Changes a parameter. Only the timelock.
     function setParameter(Parameter parameter, uint256 value) external;
+
+    /// @notice Records whether `trainer` may commit and since when (0: it may not). Only the
+    /// registry calls it, on every change of a trainer's status, so a commit reads one local slot.
+    function syncTrainer(address trainer, uint256 activeSince) external;
 
     /// @notice Length of a round from opening to the aggregation deadline, in seconds.
     function roundDuration() external view returns (uint256);

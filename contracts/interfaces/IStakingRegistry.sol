@@ -50,6 +50,8 @@ interface IStakingRegistry {
     error RegistryTaskAlreadyBound(address task);
     /// @notice Thrown when an address is given where a contract or account is required.
     error RegistryZeroAddress();
+    /// @notice Thrown when registering before the task is bound.
+    error RegistryTaskNotBound();
     /// @notice Thrown when registering with the role None.
     error RegistryInvalidRole();
     /// @notice Thrown when an address that already holds a role registers again.
