@@ -87,6 +87,9 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         uint256 minimum = _minStake(role);
         if (amount < minimum) revert RegistryStakeBelowMinimum(amount, minimum);
 
+        // Self-delegate before the stake is recorded: `_delegate` moves the account's current
+        // voting units (zero here), so the new stake is counted once, by `_transferVotingUnits`.
+        if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         p.role = role;
         p.active = true;
         p.activeSince = uint40(block.timestamp);
@@ -94,7 +97,6 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         _activeCount[role] += 1;
         _totalActiveStake[role] += amount;
         _totalStaked += amount;
-        if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         _transferVotingUnits(address(0), msg.sender, amount);
         emit Registered(msg.sender, role, amount);
         _syncTask(msg.sender, role, p);

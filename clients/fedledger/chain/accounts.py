@@ -1,0 +1,130 @@
+"""Signing accounts for the web3 client. Keys stay in memory and are never printed.
+
+- Devnet: the keys Anvil funds by default, derived from its public test mnemonic. Only for a
+  local Anvil: anyone knows these keys.
+- Elsewhere: a private key read from an environment variable, or an encrypted JSON keystore
+  (its password from an environment variable or typed in).
+
+An account spec names one of these on the command line: `dev:N` (or just `N`), `env:VAR`,
+`keystore:PATH`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain.errors import FedledgerError
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_HD_PATH = "m/44'/60'/0'/0/{index}"
+KEYSTORE_PASSWORD_ENV = "FEDLEDGER_KEYSTORE_PASSWORD"
+
+Account.enable_unaudited_hdwallet_features()
+
+
+class AccountError(FedledgerError, ValueError):
+    """An account spec that cannot be resolved (bad syntax, missing key, wrong password)."""
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """A parsed account spec: `kind` is `dev`, `env` or `keystore`."""
+
+    kind: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+def devnet_account(index: int) -> LocalAccount:
+    """Anvil's default account `index` (0 is Anvil's and ape's first test account)."""
+    if index < 0:
+        raise AccountError(f"devnet account index must be >= 0, got {index}")
+    account: LocalAccount = Account.from_mnemonic(
+        ANVIL_MNEMONIC, account_path=ANVIL_HD_PATH.format(index=index)
+    )
+    return account
+
+
+def devnet_accounts(count: int) -> list[LocalAccount]:
+    """Anvil's first `count` default accounts."""
+    return [devnet_account(i) for i in range(count)]
+
+
+def parse_account_spec(text: str) -> AccountSpec:
+    """Parses `dev:N`, `N`, `env:VAR` or `keystore:PATH`."""
+    raw = text.strip()
+    if raw.isdigit():
+        return AccountSpec("dev", raw)
+    kind, sep, value = raw.partition(":")
+    if not sep or kind not in ("dev", "env", "keystore") or not value:
+        raise AccountError(
+            f"bad account {text!r}: use dev:N (Anvil test key N, devnets only), env:VAR "
+            "(private key in environment variable VAR) or keystore:PATH"
+        )
+    if kind == "dev" and not value.isdigit():
+        raise AccountError(f"bad account {text!r}: dev:N needs a number, e.g. dev:1")
+    return AccountSpec(kind, value)
+
+
+def account_from_env(variable: str) -> LocalAccount:
+    """The account whose hex private key is in environment variable `variable`."""
+    key = os.environ.get(variable)
+    if not key:
+        raise AccountError(f"environment variable {variable} is not set (it should hold a private key)")
+    try:
+        account: LocalAccount = Account.from_key(key.strip())
+    except (ValueError, TypeError):
+        raise AccountError(f"environment variable {variable} does not hold a valid private key") from None
+    return account
+
+
+def account_from_keystore(path: Path, password: str) -> LocalAccount:
+    """The account in the encrypted JSON keystore at `path`."""
+    try:
+        encrypted = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AccountError(f"cannot read keystore {path}: {exc}") from None
+    try:
+        key = Account.decrypt(encrypted, password)
+    except (ValueError, TypeError, KeyError):
+        raise AccountError(f"cannot decrypt keystore {path}: wrong password or not a keystore") from None
+    account: LocalAccount = Account.from_key(key)
+    return account
+
+
+def resolve_account(
+    spec: AccountSpec | str,
+    *,
+    allow_devnet: bool,
+    password: Callable[[], str] | None = None,
+) -> LocalAccount:
+    """The signing account for `spec`.
+
+    `allow_devnet`: whether `dev:N` keys may be used (only on a local Anvil).
+    `password`: asked for a keystore password when `FEDLEDGER_KEYSTORE_PASSWORD` is unset.
+    """
+    parsed = parse_account_spec(spec) if isinstance(spec, str) else spec
+    if parsed.kind == "dev":
+        if not allow_devnet:
+            raise AccountError(
+                f"{parsed} is a public Anvil test key; it is only accepted on a local Anvil devnet. "
+                "Use env:VAR or keystore:PATH"
+            )
+        return devnet_account(int(parsed.value))
+    if parsed.kind == "env":
+        return account_from_env(parsed.value)
+    secret = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if secret is None:
+        if password is None:
+            raise AccountError(f"set {KEYSTORE_PASSWORD_ENV} to unlock keystore {parsed.value}")
+        secret = password()
+    return account_from_keystore(Path(parsed.value).expanduser(), secret)

@@ -1,0 +1,265 @@
+"""The task's round protocol over web3.py: round reads, commits, attestations, claims and events.
+
+Used by the trainer, the aggregator service, `fedledger status`/`verify` and the demo.
+Events are read from the deployment's block onwards, filtered by their indexed arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from fedledger.aggregator.verification import Commit
+from fedledger.chain import rpc
+from fedledger.chain.contracts import FedLedger, GlobalModel, RoundState
+from fedledger.chain.params import AggregationRule, Phase, RejectionReason
+from fedledger.chain.transactions import TxResult
+
+# Gas limit for an attestation that may finalize: measured ~330k with no rejection and a few
+# aggregators; each rejection adds a slash (~35k). Unused gas is not charged.
+FINALIZE_GAS_BASE = 1_000_000
+FINALIZE_GAS_PER_REJECTION = 100_000
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """`IFederatedTask.RoundConfig`: the rules a round runs under."""
+
+    reward_per_round: int
+    aggregator_fee: int
+    aggregation_param: int
+    min_updates: int
+    quorum_bps: int
+    trainer_slash_bps: int
+    outlier_slash_bps: int
+    aggregator_slash_bps: int
+    aggregation_rule: AggregationRule
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """`IFederatedTask.RoundResult` of a finalized round."""
+
+    result_key: bytes
+    model_digest: bytes
+    trainer_reward: int
+    accepted_samples: int
+    rejected_count: int
+    model_cid: str
+
+
+@dataclass(frozen=True)
+class Finalization:
+    """One `RoundFinalized` event."""
+
+    round: int
+    model_digest: bytes
+    model_cid: str
+    accepted: int
+    rejected: int
+    trainer_reward: int
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class RejectionEntry:
+    """One element of `attest`'s rejections (must match the trainer's commitment)."""
+
+    trainer: str
+    reason: RejectionReason
+    digest: bytes
+    num_samples: int
+
+    def as_tuple(self) -> tuple[str, int, bytes, int]:
+        return (Web3.to_checksum_address(self.trainer), int(self.reason), self.digest, self.num_samples)
+
+
+class Rounds:
+    """Round-level access to one deployment's task."""
+
+    def __init__(self, ledger: FedLedger) -> None:
+        self.ledger = ledger
+        self.task = ledger.task
+        self.call = ledger.sender.call
+
+    # ---------------------------------------------------------------- reads
+
+    def current_round(self) -> int:
+        return self.ledger.current_round()
+
+    def phase(self, round_: int) -> Phase:
+        return self.ledger.phase(round_)
+
+    def state(self, round_: int) -> RoundState:
+        return self.ledger.round_state(round_)
+
+    def global_model(self) -> GlobalModel:
+        return self.ledger.global_model()
+
+    def config(self, round_: int) -> RoundConfig:
+        reward, fee, param, min_updates, quorum, trainer_bps, outlier_bps, aggregator_bps, rule = self.call(
+            self.task.functions.roundConfig(round_)
+        )
+        return RoundConfig(
+            reward_per_round=int(reward),
+            aggregator_fee=int(fee),
+            aggregation_param=int(param),
+            min_updates=int(min_updates),
+            quorum_bps=int(quorum),
+            trainer_slash_bps=int(trainer_bps),
+            outlier_slash_bps=int(outlier_bps),
+            aggregator_slash_bps=int(aggregator_bps),
+            aggregation_rule=AggregationRule(rule),
+        )
+
+    def result(self, round_: int) -> RoundResult:
+        key, digest, reward, samples, rejected, cid = self.call(self.task.functions.roundResult(round_))
+        return RoundResult(bytes(key), bytes(digest), int(reward), int(samples), int(rejected), str(cid))
+
+    def commitment(self, round_: int, trainer: str) -> bytes:
+        return bytes(self.call(self.task.functions.commitment(round_, _checksum(trainer))))
+
+    def attestation(self, round_: int, aggregator: str) -> bytes:
+        return bytes(self.call(self.task.functions.attestation(round_, _checksum(aggregator))))
+
+    def rejection(self, round_: int, trainer: str) -> RejectionReason:
+        return RejectionReason(self.call(self.task.functions.rejection(round_, _checksum(trainer))))
+
+    def reward_claimed(self, round_: int, trainer: str) -> bool:
+        return bool(self.call(self.task.functions.rewardClaimed(round_, _checksum(trainer))))
+
+    def reward_of(self, round_: int, num_samples: int) -> int:
+        return int(self.call(self.task.functions.rewardOf(round_, num_samples)))
+
+    def trainer_active_since(self, trainer: str) -> int:
+        return int(self.call(self.task.functions.trainerActiveSince(_checksum(trainer))))
+
+    def fees_of(self, aggregator: str) -> int:
+        return int(self.call(self.task.functions.feesOf(_checksum(aggregator))))
+
+    def synced_phase(self, round_: int) -> Phase:
+        """The round's phase at the current wall-clock time.
+
+        Views see the time of the latest block; on an automining Anvil no block comes while
+        everyone waits, so when a deadline has passed on the wall clock, mine an empty block first.
+        """
+        phase = self.phase(round_)
+        if phase in (Phase.COMMIT, Phase.AGGREGATION) and rpc.automine(self.ledger.w3):
+            state = self.state(round_)
+            deadline = state.commit_deadline if phase == Phase.COMMIT else state.aggregation_deadline
+            if rpc.latest_timestamp(self.ledger.w3) < deadline <= _wall_clock():
+                rpc.mine(self.ledger.w3)
+                phase = self.phase(round_)
+        return phase
+
+    # ---------------------------------------------------------------- events
+
+    def commits(self, round_: int) -> list[Commit]:
+        """Every `UpdateCommitted` of `round_`."""
+        return [
+            Commit(
+                trainer=str(log["args"]["trainer"]),
+                digest=bytes(log["args"]["digest"]),
+                cid=str(log["args"]["cid"]),
+                num_samples=int(log["args"]["numSamples"]),
+            )
+            for log in self._logs("UpdateCommitted", {"round": round_})
+        ]
+
+    def commits_by(self, trainer: str) -> dict[int, Commit]:
+        """The commits of `trainer`, by round."""
+        logs = self._logs("UpdateCommitted", {"trainer": _checksum(trainer)})
+        return {
+            int(log["args"]["round"]): Commit(
+                trainer=str(log["args"]["trainer"]),
+                digest=bytes(log["args"]["digest"]),
+                cid=str(log["args"]["cid"]),
+                num_samples=int(log["args"]["numSamples"]),
+            )
+            for log in logs
+        }
+
+    def finalizations(self) -> list[Finalization]:
+        """Every `RoundFinalized`, oldest first."""
+        return [
+            Finalization(
+                round=int(log["args"]["round"]),
+                model_digest=bytes(log["args"]["modelDigest"]),
+                model_cid=str(log["args"]["modelCid"]),
+                accepted=int(log["args"]["acceptedCount"]),
+                rejected=int(log["args"]["rejectedCount"]),
+                trainer_reward=int(log["args"]["trainerReward"]),
+                block_number=int(log["blockNumber"]),
+                tx_hash=log["transactionHash"].to_0x_hex(),
+            )
+            for log in self._logs("RoundFinalized", {})
+        ]
+
+    def rejections(self, round_: int) -> dict[str, RejectionReason]:
+        """The rejected trainers of a finalized round and why."""
+        return {
+            str(log["args"]["trainer"]): RejectionReason(log["args"]["reason"])
+            for log in self._logs("UpdateRejected", {"round": round_})
+        }
+
+    def transaction_gas(self, event: str, filters: dict[str, Any]) -> list[int]:
+        """Gas used by each transaction that emitted `event` with `filters`."""
+        hashes = {log["transactionHash"] for log in self._logs(event, filters)}
+        return [int(self.ledger.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes]
+
+    # ---------------------------------------------------------------- writes
+
+    def commit_update(
+        self, account: LocalAccount, round_: int, digest: bytes, cid: str, num_samples: int
+    ) -> TxResult:
+        function = self.task.functions.commitUpdate(round_, digest, cid, num_samples)
+        return self.ledger.sender.transact(account, function, label=f"commit round {round_}")
+
+    def attest(
+        self,
+        account: LocalAccount,
+        round_: int,
+        model_digest: bytes,
+        model_cid: str,
+        rejections: Sequence[RejectionEntry],
+    ) -> TxResult:
+        ordered = sorted(rejections, key=lambda r: int(r.trainer, 16))
+        entries = [r.as_tuple() for r in ordered]
+        function = self.task.functions.attest(round_, model_digest, model_cid, entries)
+        # Whichever attestation reaches the quorum also finalizes (slashes, credits, opens the
+        # next round); which one that is depends on the others, so never trust the estimate.
+        budget = FINALIZE_GAS_BASE + FINALIZE_GAS_PER_REJECTION * len(entries)
+        return self.ledger.sender.transact(account, function, label=f"attest round {round_}", min_gas=budget)
+
+    def claim_reward(self, account: LocalAccount, round_: int, digest: bytes, num_samples: int) -> TxResult:
+        function = self.task.functions.claimReward(round_, digest, num_samples)
+        return self.ledger.sender.transact(account, function, label=f"claim reward round {round_}")
+
+    def withdraw_fees(self, account: LocalAccount) -> TxResult:
+        return self.ledger.sender.transact(account, self.task.functions.withdrawFees(), label="withdraw fees")
+
+    def close_stale_round(self, account: LocalAccount) -> TxResult:
+        return self.ledger.sender.transact(
+            account, self.task.functions.closeStaleRound(), label="close stale round"
+        )
+
+    def _logs(self, event: str, filters: dict[str, Any]) -> list[Any]:
+        return list(
+            getattr(self.task.events, event)().get_logs(
+                from_block=self.ledger.deployment.block_number, argument_filters=filters or None
+            )
+        )
+
+
+def _checksum(address: str) -> Any:
+    return Web3.to_checksum_address(address)
+
+
+def _wall_clock() -> int:
+    return int(time.time())

@@ -1,0 +1,94 @@
+"""Connecting to a JSON-RPC node, and the chain clock.
+
+`connect` fails fast with `RpcUnavailableError` when nothing answers. `wait_for_timestamp` waits
+until the chain's latest block reaches a time: under Anvil's automine a block (and so the clock
+seen by calls) only appears when a transaction arrives, so there it mines empty blocks while
+waiting; on interval-mining or real chains it only polls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import requests
+from web3 import HTTPProvider, Web3
+from web3.exceptions import Web3Exception
+
+from fedledger.chain.errors import FedledgerError, RpcUnavailableError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Web3:
+    """A `Web3` on `url`, checked by asking its chain id."""
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
+    except (requests.RequestException, OSError) as exc:
+        raise RpcUnavailableError(
+            f"no JSON-RPC node answers at {url} ({type(exc).__name__}); "
+            "is the devnet running (`fedledger devnet status`) or the URL right?"
+        ) from exc
+    except (Web3Exception, ValueError) as exc:
+        raise RpcUnavailableError(f"{url} does not answer eth_chainId as an Ethereum node: {exc}") from exc
+    return w3
+
+
+def latest_timestamp(w3: Web3) -> int:
+    """The timestamp of the latest block: the time calls and views see."""
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+def client_version(w3: Web3) -> str:
+    """`web3_clientVersion`, e.g. `anvil/v1.7.1`."""
+    return str(w3.client_version)
+
+
+def is_anvil(w3: Web3) -> bool:
+    """Whether the node is Anvil (devnet-only methods such as `evm_mine` exist)."""
+    try:
+        return "anvil" in client_version(w3).lower()
+    except (Web3Exception, ValueError):
+        return False
+
+
+def automine(w3: Web3) -> bool:
+    """Whether the node mines a block per transaction and otherwise none (Anvil's default)."""
+    if not is_anvil(w3):
+        return False
+    return bool(_request(w3, "anvil_getAutomine", []))
+
+
+def mine(w3: Web3) -> None:
+    """Mines one empty block (Anvil only)."""
+    _request(w3, "evm_mine", [])
+
+
+def wait_for_timestamp(
+    w3: Web3, target: int, *, timeout: float, mine_blocks: bool | None = None, poll: float = 0.25
+) -> int:
+    """Waits until the latest block's timestamp is at least `target`; returns that timestamp.
+
+    `mine_blocks`: mine empty blocks while waiting (default: when the node is an automining Anvil).
+    """
+    if mine_blocks is None:
+        mine_blocks = automine(w3)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = latest_timestamp(w3)
+        if now >= target:
+            return now
+        if time.monotonic() > deadline:
+            raise FedledgerError(f"chain time {now} did not reach {target} within {timeout:.0f} s")
+        # Sleep until about when the target second starts on the wall clock, but not too long.
+        time.sleep(min(poll, max(0.02, target - time.time())))
+        if mine_blocks:
+            mine(w3)
+
+
+def _request(w3: Web3, method: str, params: list[Any]) -> Any:
+    response = w3.provider.make_request(cast(Any, method), params)
+    if "error" in response:
+        raise FedledgerError(f"{method} failed: {response['error']}")
+    return response.get("result")

@@ -1,0 +1,261 @@
+"""Deploys fedledger and records the addresses in deployments/<chain_id>.json.
+
+    ape run deploy all --network ethereum:local:foundry --account TEST::0 \\
+        --initial-model-digest 0x<64 hex> --initial-model-cid bafkrei... [--voting-period 20 ...]
+    ape run deploy all ... --initial-model-file model.safetensors   # digest and CID computed
+    ape run deploy show --network ethereum:local:foundry
+
+Every field of `DeployParameters` and `TaskParameters` is an option with the default of
+fedledger/chain/params.py. Amounts are in the token's smallest unit; `100FED` means 100 tokens.
+Against an Anvil started elsewhere: `APE_FOUNDRY_HOST=http://127.0.0.1:PORT ape run deploy all ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
+from fedledger.chain.deployments import (
+    DEFAULT_DIRECTORY,
+    Deployment,
+    DeploymentNotFoundError,
+    load_deployment,
+    write_deployment,
+)
+from fedledger.chain.params import AggregationRule, DeployParameters, TaskParameters
+from fedledger.chain.values import format_token, parse_bytes32, parse_uint
+
+# Help for each parameter option: what it is and its unit.
+HELP = {
+    "token_supply": "FED minted to the deployer (smallest unit; 1000FED works)",
+    "reward_pool": "FED moved from the deployer into the task's reward pool",
+    "min_trainer_stake": "minimum stake of a trainer",
+    "min_aggregator_stake": "minimum stake of an aggregator",
+    "unbonding_period": "seconds before unstaked tokens can be withdrawn",
+    "voting_delay": "seconds between a proposal and its vote snapshot",
+    "voting_period": "seconds a vote stays open",
+    "proposal_threshold": "stake needed to propose",
+    "quorum_percent": "percent of total stake that must vote for or abstain",
+    "timelock_delay": "seconds between queueing and executing a proposal",
+    "commit_window": "seconds trainers have to commit in a round",
+    "aggregation_window": "seconds aggregators have to attest after the commit window",
+    "min_updates": "commits a round needs to be aggregated",
+    "aggregation_rule": "fedavg, median, trimmed_mean or multi_krum (or 0-3)",
+    "aggregation_param": "parameter of the rule (trim share, Krum f, ...)",
+    "reward_per_round": "FED shared by the accepted trainers of a round",
+    "aggregator_fee": "FED shared by the aggregators that attested the result",
+    "sample_cap": "cap on the samples one trainer's reward counts",
+    "trainer_slash_bps": "basis points of stake slashed for a provably invalid update",
+    "outlier_slash_bps": "basis points of stake slashed for an outlier update",
+    "aggregator_slash_bps": "basis points slashed from aggregators that attested another result",
+    "quorum_bps": "basis points of aggregator stake that finalize a round",
+}
+MODEL_FIELDS = {"initial_model_digest", "initial_model_cid", "model_spec_hash", "task"}
+
+
+class UintParam(click.ParamType):
+    """An unsigned integer, `100FED`, `1e18`, `0x..`, or an enum member name."""
+
+    name = "uint"
+
+    def __init__(self, enum: Any = None) -> None:
+        self.enum = enum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_uint(str(value), enum=self.enum)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Bytes32Param(click.ParamType):
+    """Exactly 32 bytes as 0x-prefixed hex."""
+
+    name = "bytes32"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        try:
+            return parse_bytes32(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _fields(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.name not in MODEL_FIELDS]
+
+
+def parameter_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """One `--kebab-name` option per DeployParameters/TaskParameters field, defaults from params.py."""
+    defaults = {**_defaults(TaskParameters), **_defaults(DeployParameters)}
+    for field in reversed(_fields(DeployParameters) + _fields(TaskParameters)):
+        enum = AggregationRule if field.name == "aggregation_rule" else None
+        default = defaults[field.name]
+        shown = AggregationRule(default).name.lower() if enum else _show_default(field.name, default)
+        function = click.option(
+            f"--{field.name.replace('_', '-')}",
+            field.name,
+            type=UintParam(enum),
+            default=default,
+            show_default=shown,
+            help=HELP.get(field.name, field.name.replace("_", " ")),
+        )(function)
+    return function
+
+
+def _defaults(cls: type) -> dict[str, int]:
+    return {f.name: int(f.default) for f in _fields(cls) if f.default is not dataclasses.MISSING}
+
+
+def _show_default(name: str, value: int) -> str:
+    token_like = ("supply", "pool", "stake", "threshold", "reward", "fee")
+    return format_token(value) if any(word in name for word in token_like) else str(value)
+
+
+def build_parameters(options: dict[str, Any], digest: bytes, cid: str, spec_hash: bytes) -> DeployParameters:
+    task = TaskParameters(**{f.name: options[f.name] for f in _fields(TaskParameters)})
+    deploy = {f.name: options[f.name] for f in _fields(DeployParameters)}
+    return DeployParameters(
+        initial_model_digest=digest, initial_model_cid=cid, model_spec_hash=spec_hash, task=task, **deploy
+    )
+
+
+def resolve_model(digest: bytes | None, cid: str | None, model_file: Path | None) -> tuple[bytes, str]:
+    """The initial model's digest and CID, from the options or computed from the file."""
+    if model_file is not None:
+        if digest is not None:
+            raise click.UsageError("give --initial-model-file or --initial-model-digest, not both")
+        data = model_file.read_bytes()
+        digest = hashlib.sha256(data).digest()
+        if cid is None:
+            if len(data) > RAW_BLOCK_LIMIT:
+                raise click.UsageError(
+                    f"{model_file} is larger than one IPFS block ({RAW_BLOCK_LIMIT} bytes): its CID cannot "
+                    "be computed locally; pin it and pass --initial-model-cid"
+                )
+            cid = cid_v1_raw(data)
+    if digest is None or cid is None:
+        raise click.UsageError(
+            "the initial model is required: --initial-model-file PATH, or --initial-model-digest 0x.. "
+            "and --initial-model-cid CID"
+        )
+    if digest == bytes(32):
+        raise click.BadParameter("the zero digest names no model", param_hint="--initial-model-digest")
+    if not cid or len(cid) > 128:
+        raise click.BadParameter("a CID has 1 to 128 characters", param_hint="--initial-model-cid")
+    return digest, cid
+
+
+@click.group(short_help="Deploy fedledger, or show a deployment")
+def cli() -> None:
+    """Deploys the fedledger contracts and records them in deployments/<chain_id>.json."""
+
+
+@cli.command("all", cls=ConnectedProviderCommand, short_help="Deploy and wire every contract")
+@network_option()
+@account_option(prompt=False)
+@click.option(
+    "--initial-model-digest", type=Bytes32Param(), help="sha256 of the initial model file (0x + 64 hex)"
+)
+@click.option("--initial-model-cid", help="IPFS CID of the initial model file")
+@click.option(
+    "--initial-model-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="compute digest (and CIDv1 raw, up to 256 KiB) from this file instead",
+)
+@click.option(
+    "--model-spec-hash",
+    type=Bytes32Param(),
+    default="0x" + "00" * 32,
+    show_default="zero: no spec yet",
+    help="hash of the model specification updates must match",
+)
+@click.option(
+    "--deployments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIRECTORY,
+    show_default=True,
+    help="where <chain_id>.json is written",
+)
+@parameter_options
+def deploy_everything(
+    provider: Any,
+    account: Any,
+    initial_model_digest: bytes | None,
+    initial_model_cid: str | None,
+    initial_model_file: Path | None,
+    model_spec_hash: bytes,
+    deployments_dir: Path,
+    **options: Any,
+) -> None:
+    """Deploys token, timelock, registry, task and governor, wires them, funds the reward pool."""
+    from ape import project
+
+    from fedledger.chain.ape_deploy import deploy_all
+
+    if account is None:
+        raise click.UsageError("--account is required (e.g. --account TEST::0 on a local network)")
+    digest, cid = resolve_model(initial_model_digest, initial_model_cid, initial_model_file)
+    params = build_parameters(options, digest, cid, model_spec_hash)
+    if params.reward_pool > params.token_supply:
+        raise click.BadParameter("the reward pool exceeds the token supply", param_hint="--reward-pool")
+
+    chain_id = int(provider.chain_id)
+    # Recorded as the deployment's block number: every event of this deployment is at or after it.
+    start_block = int(provider.get_block("latest").number)
+    click.echo(f"deploying fedledger to {provider.network_choice} (chain {chain_id}) from {account.address}")
+    deployed = deploy_all(project, account, params)
+    deployment = Deployment(
+        chain_id=chain_id,
+        network=provider.network_choice,
+        deployer=str(account.address),
+        block_number=start_block,
+        addresses=deployed.addresses(),
+        parameters=_jsonable(params),
+    )
+    path = write_deployment(deployment, deployments_dir)
+    for name, address in deployment.addresses.items():
+        click.echo(f"  {name:<16} {address}")
+    click.echo(f"initial model {'0x' + digest.hex()} {cid}")
+    click.echo(f"wrote {path}")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Print the deployment of the connected chain")
+@network_option()
+@click.option(
+    "--deployments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIRECTORY,
+    show_default=True,
+)
+def show(provider: Any, deployments_dir: Path) -> None:
+    """Prints deployments/<chain_id>.json of the connected chain."""
+    try:
+        deployment = load_deployment(int(provider.chain_id), deployments_dir)
+    except (DeploymentNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(dataclasses.asdict(deployment), indent=2, sort_keys=True))
+
+
+def _jsonable(params: DeployParameters) -> dict[str, Any]:
+    """The parameters as JSON: bytes as 0x-hex, integers as they are."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return "0x" + value.hex()
+        if isinstance(value, dict):
+            return {key: convert(v) for key, v in value.items()}
+        return int(value) if isinstance(value, int) else value
+
+    return {key: convert(value) for key, value in dataclasses.asdict(params).items()}
