@@ -1,0 +1,5 @@
+"""`python -m fedledger` is the `fedledger` command."""
+
+from fedledger.cli import main
+
+main()

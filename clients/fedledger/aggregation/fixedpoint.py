@@ -1,0 +1,40 @@
+"""Exact fixed-point arithmetic for aggregation.
+
+Several aggregators must produce the same bytes or quorum is impossible, so the arithmetic
+must not depend on the machine, the BLAS, the SIMD width or the summation order. Values are
+mapped to int64 multiples of 2^-FRACTION_BITS (exact: float32 to float64 and scaling by a
+power of two lose nothing, and rounding to an integer is a single correctly rounded step),
+then summed as integers, which is exact and order-independent as long as nothing overflows.
+
+Bounds: the codec rejects |value| > 1e4 < 2^14, so |fixed| < 2^34; with the total weight
+below 2^29 every weighted sum stays below 2^63.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedledger.arrays import Array
+
+FRACTION_BITS = 20
+SCALE = float(1 << FRACTION_BITS)
+MAX_TOTAL_WEIGHT = 1 << 29
+
+
+def to_fixed(values: Array) -> Array:
+    """float32 values as int64 fixed-point (round half to even)."""
+    fixed: Array = np.rint(values.astype(np.float64) * SCALE).astype(np.int64)
+    return fixed
+
+
+def to_float32(fixed: Array) -> Array:
+    """Fixed-point back to float32 (one correctly rounded division by a power of two)."""
+    return (fixed.astype(np.float64) / SCALE).astype(np.float32)
+
+
+def divide_rounded(numerator: Array, denominator: int) -> Array:
+    """numerator / denominator rounded to the nearest integer, ties away from zero, exactly."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    magnitude = (np.abs(numerator) * 2 + denominator) // (2 * denominator)
+    return np.where(numerator < 0, -magnitude, magnitude)

@@ -1,0 +1,1 @@
+"""The aggregator: verifies committed updates, aggregates them and attests the result."""

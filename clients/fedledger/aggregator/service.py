@@ -1,0 +1,152 @@
+"""The aggregator service: reacts to the chain and attests each round's result.
+
+It follows the task's events: when a round leaves its commit window (every expected trainer
+committed, or the deadline passed), it reads the round's `UpdateCommitted` events, verifies
+and aggregates them (`compute_round`, identical on every honest aggregator), pins the new
+global model and attests it with the rejections and their reason codes. A round that went
+stale is closed so the federation moves on. Restarted, it asks the chain whether it already
+attested, so it never attests twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+
+from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
+from fedledger.chain.contracts import FedLedger
+from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
+from fedledger.chain.params import Phase
+from fedledger.chain.rounds import RejectionEntry, Rounds
+from fedledger.storage.ipfs import IpfsClient, IpfsError
+from fedledger.storage.schema import ModelSpec
+
+log = logging.getLogger("fedledger.aggregator")
+
+# Reverts that mean "someone else got there first", not a failure of this aggregator.
+BENIGN_REVERTS = ("TaskAlreadyAttested", "TaskUnexpectedPhase")
+
+
+@dataclass(kw_only=True)
+class AggregatorStats:
+    attested: dict[int, str] = field(default_factory=dict)  # round -> model digest hex
+    closed: list[int] = field(default_factory=list)
+
+
+class Aggregator:
+    """One aggregator: an account, an IPFS node, and the task it serves."""
+
+    def __init__(
+        self,
+        *,
+        ledger: FedLedger,
+        ipfs: IpfsClient,
+        account: LocalAccount,
+        spec: ModelSpec,
+        poll_interval: float = 0.2,
+        fetch_workers: int = 8,
+    ) -> None:
+        self.ledger = ledger
+        self.rounds = Rounds(ledger)
+        self.ipfs = ipfs
+        self.account = account
+        self.spec = spec
+        self.poll_interval = poll_interval
+        self.fetch_workers = fetch_workers
+        self.stats = AggregatorStats()
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def run(self, *, max_rounds: int | None = None, stop: threading.Event | None = None) -> AggregatorStats:
+        """Serves rounds until it has attested `max_rounds` of them (or `stop` is set)."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            if max_rounds is not None and len(self.stats.attested) >= max_rounds:
+                break
+            # Each poll looks at the chain head: new events (commits closing the window early,
+            # finalizations) and passing deadlines both show up as a change of phase.
+            try:
+                self.step()
+            except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
+                # Nothing was recorded on chain: the next poll tries again (with backoff).
+                log.warning("%s; retrying", exc)
+                stop.wait(min(5.0, self.poll_interval * 10))
+            stop.wait(self.poll_interval)
+        return self.stats
+
+    def step(self) -> None:
+        """Acts on the current round if it needs this aggregator."""
+        round_ = self.rounds.current_round()
+        phase = self.rounds.synced_phase(round_)
+        if phase == Phase.AGGREGATION and self.rounds.attestation(round_, self.address) == bytes(32):
+            self.aggregate_and_attest(round_)
+        elif phase == Phase.STALE:
+            self._close_stale(round_)
+
+    def compute(self, round_: int) -> RoundOutcome:
+        """The round's result as this aggregator computes it (no transaction)."""
+        state = self.rounds.state(round_)
+        config = self.rounds.config(round_)
+        context = RoundContext(
+            chain_id=self.ledger.chain_id,
+            task=str(self.ledger.task.address),
+            round_number=round_,
+            model_version=self.rounds.global_model().version + 1,
+            sample_cap=state.sample_cap,
+            rule=config.aggregation_rule,
+            rule_param=config.aggregation_param,
+        )
+        return compute_round(
+            self.rounds.commits(round_), self.ipfs.cat, self.spec, context, self.fetch_workers
+        )
+
+    def aggregate_and_attest(self, round_: int) -> None:
+        started = time.monotonic()
+        outcome = self.compute(round_)
+        if outcome.model_bytes is None:
+            # Nothing acceptable: the global model stays, and the rejections still count.
+            current = self.rounds.global_model()
+            digest, cid = current.digest, current.cid
+        else:
+            cid = self.ipfs.add(outcome.model_bytes, name=f"model-r{round_}.safetensors").cid
+            digest = outcome.model_digest or b""
+        rejections = [
+            RejectionEntry(v.commit.trainer, v.reason, v.commit.digest, v.commit.num_samples)
+            for v in outcome.rejected
+        ]
+        for verdict in outcome.rejected:
+            log.info("round %d: rejected %s: %s", round_, verdict.commit.trainer, verdict.detail)
+        try:
+            tx = self.rounds.attest(self.account, round_, digest, cid, rejections)
+        except ContractRevertError as exc:
+            if exc.name in BENIGN_REVERTS:
+                log.info("round %d: attestation not needed (%s)", round_, exc.name)
+                self.stats.attested[round_] = digest.hex()
+                return
+            raise
+        self.stats.attested[round_] = digest.hex()
+        log.info(
+            "round %d: attested %s (%d accepted, %d rejected, %d gas, %.2f s)",
+            round_,
+            digest.hex()[:16],
+            len(outcome.accepted),
+            len(rejections),
+            tx.gas_used,
+            time.monotonic() - started,
+        )
+
+    def _close_stale(self, round_: int) -> None:
+        try:
+            self.rounds.close_stale_round(self.account)
+        except ContractRevertError as exc:
+            if exc.name not in BENIGN_REVERTS:
+                raise
+            return
+        self.stats.closed.append(round_)
+        log.info("round %d: closed as stale", round_)

@@ -1,0 +1,723 @@
+"""`fedledger`: devnet, deployment, governance and the demo, from one command.
+
+    fedledger devnet up [--profile local|sei-like] [--port P]
+    fedledger deploy                       # ape run deploy all, against the running devnet
+    fedledger gov propose --set task.AGGREGATION_RULE=MEDIAN --description "..." --account dev:1
+    fedledger gov vote ID --support for --account dev:1
+    fedledger gov queue ID --account dev:0 ; fedledger gov execute ID --account dev:0
+    fedledger gov list
+    fedledger devnet down
+    fedledger demo
+
+Accounts (`--account`, or FEDLEDGER_ACCOUNT): `dev:N` is Anvil's public test key N (only on a
+local Anvil); `env:VAR` reads a private key from environment variable VAR; `keystore:PATH`
+decrypts a JSON keystore (password from FEDLEDGER_KEYSTORE_PASSWORD, or asked). Keys are
+never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fedledger.chain.errors import FedledgerError
+from fedledger.chain.params import AggregationRule, VoteType
+from fedledger.chain.proposals import parameter_names
+from fedledger.devnet import anvil
+from fedledger.devnet import ipfs as ipfs_daemon
+
+F = TypeVar("F", bound=Callable[..., Any])
+SUPPORT = {"for": VoteType.FOR, "against": VoteType.AGAINST, "abstain": VoteType.ABSTAIN}
+
+
+class Context:
+    """Where things are: the ape project, the devnet run directory, the deployments."""
+
+    def __init__(self, project: Path | None, run_dir: Path | None, deployments_dir: Path | None) -> None:
+        self._project = project
+        self._run_dir = run_dir
+        self._deployments_dir = deployments_dir
+
+    @property
+    def project(self) -> Path:
+        if self._project is None:
+            from fedledger.chain.ape_cli import project_root
+
+            self._project = project_root()
+        return self._project
+
+    @property
+    def run_dir(self) -> Path:
+        return self._run_dir if self._run_dir is not None else self.project / ".run"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return self._deployments_dir if self._deployments_dir is not None else self.project / "deployments"
+
+    def rpc_url(self, explicit: str | None) -> str:
+        """`--rpc-url`/FEDLEDGER_RPC_URL, else the running devnet."""
+        if explicit:
+            return explicit
+        devnet = anvil.find(self.run_dir)
+        if devnet is None:
+            raise click.UsageError(
+                "no devnet is running: start one (`fedledger devnet up`) or pass --rpc-url"
+            )
+        return devnet.url
+
+
+def ipfs_api(obj: Context, explicit: str | None) -> str:
+    """`--ipfs-api`/FEDLEDGER_IPFS_API, else the running devnet's IPFS daemon."""
+    if explicit:
+        return explicit
+    daemon = ipfs_daemon.find(obj.run_dir)
+    if daemon is None:
+        raise click.UsageError(
+            "no IPFS daemon running: start the devnet (`fedledger devnet up`) or pass --ipfs-api"
+        )
+    return daemon.api_url
+
+
+def friendly_errors(function: F) -> F:
+    """Project errors become one-line click errors (exit code 1), not tracebacks."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (FedledgerError, anvil.DevnetError, ipfs_daemon.IpfsDaemonError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ProposalId(click.ParamType):
+    """A proposal id, decimal or 0x-hex."""
+
+    name = "PROPOSAL_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value), 0)
+        except ValueError:
+            self.fail(f"{value!r} is not a proposal id (decimal or 0x-hex)", param, ctx)
+
+
+class ChangeParam(click.ParamType):
+    """TARGET.PARAMETER=VALUE."""
+
+    name = "TARGET.PARAM=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from fedledger.chain.proposals import ParameterChange, ProposalError, parse_change
+
+        if isinstance(value, ParameterChange):
+            return value
+        try:
+            return parse_change(str(value))
+        except ProposalError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class AccountParam(click.ParamType):
+    """dev:N, N, env:VAR or keystore:PATH (checked here, resolved when needed)."""
+
+    name = "ACCOUNT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from fedledger.chain.accounts import AccountError, AccountSpec, parse_account_spec
+
+        if isinstance(value, AccountSpec):
+            return value
+        try:
+            return parse_account_spec(str(value))
+        except AccountError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="the fedledger ape project (default: found from the working directory)",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FEDLEDGER_RUN_DIR",
+    help="devnet state and logs (default: <project>/.run)",
+)
+@click.option(
+    "--deployments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FEDLEDGER_DEPLOYMENTS_DIR",
+    help="deployments files (default: <project>/deployments)",
+)
+@click.version_option(package_name="fedledger")
+@click.pass_context
+def cli(
+    ctx: click.Context, project_dir: Path | None, run_dir: Path | None, deployments_dir: Path | None
+) -> None:
+    """fedledger: federated learning governed on chain."""
+    ctx.obj = Context(project_dir, run_dir, deployments_dir)
+
+
+# ---------------------------------------------------------------- devnet
+
+
+@cli.group()
+def devnet() -> None:
+    """Start, stop and inspect a local Anvil devnet."""
+
+
+@devnet.command("up")
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(anvil.PROFILES)),
+    default="local",
+    show_default=True,
+    help="local: chain 31337, a block per transaction; sei-like: chain 713715, 0.4 s blocks, 10M gas",
+)
+@click.option("--port", type=click.IntRange(1, 65535), help="default: a free port")
+@click.option(
+    "--accounts", type=click.IntRange(1, 1000), default=10, show_default=True, help="funded test accounts"
+)
+@click.option("--ipfs/--no-ipfs", default=True, show_default=True, help="also start the local IPFS daemon")
+@click.pass_obj
+@friendly_errors
+def devnet_up(obj: Context, profile: str, port: int | None, accounts: int, ipfs: bool) -> None:
+    """Starts Anvil (and the IPFS daemon) in the background and waits until they answer."""
+    started = anvil.start(profile, port=port, run_dir=obj.run_dir, accounts=accounts)
+    click.echo(
+        f"devnet up: {started.url} (profile {profile}, chain id {started.state.chain_id}, pid {started.pid})"
+    )
+    click.echo(f"log: {started.state.log_path}; stop with `fedledger devnet down`")
+    if ipfs:
+        try:
+            daemon = ipfs_daemon.start(run_dir=obj.run_dir)
+        except BaseException:
+            started.stop()
+            raise
+        click.echo(f"ipfs up: {daemon.api_url} (pid {daemon.state.pid}, repo {daemon.state.repo})")
+
+
+@devnet.command("down")
+@click.pass_obj
+@friendly_errors
+def devnet_down(obj: Context) -> None:
+    """Stops the devnet and the IPFS daemon and verifies the processes are gone."""
+    stopped = anvil.stop(obj.run_dir)
+    if stopped is None:
+        click.echo("no devnet running")
+    else:
+        click.echo(f"devnet down: stopped pid {stopped.pid} ({stopped.url})")
+    stopped_ipfs = ipfs_daemon.stop(obj.run_dir)
+    if stopped_ipfs is not None:
+        click.echo(f"ipfs down: stopped pid {stopped_ipfs.pid} ({stopped_ipfs.api_url})")
+
+
+@devnet.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable")
+@click.pass_obj
+@friendly_errors
+def devnet_status(obj: Context, as_json: bool) -> None:
+    """Shows whether a devnet is running, and where. Exit code 1 when none is."""
+    found = anvil.find(obj.run_dir)
+    if found is None:
+        click.echo(json.dumps({"running": False}) if as_json else "no devnet running")
+        sys.exit(1)
+    try:
+        chain_id: int | None = anvil.rpc_chain_id(found.url)
+    except OSError:
+        chain_id = None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"running": True, "url": found.url, "answers": chain_id is not None, **asdict(found.state)}
+            )
+        )
+        return
+    uptime = time.time() - found.state.started_at
+    answer = f"answers chain id {chain_id}" if chain_id is not None else "NOT answering RPC"
+    where = f"{found.url} (profile {found.state.profile}, pid {found.pid}, up {uptime:.0f} s, {answer})"
+    click.echo(f"devnet running: {where}")
+    click.echo(f"log: {found.state.log_path}")
+    daemon = ipfs_daemon.find(obj.run_dir)
+    click.echo(f"ipfs: {daemon.api_url} (pid {daemon.state.pid})" if daemon else "ipfs: not running")
+
+
+# ---------------------------------------------------------------- deploy
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--account", default="TEST::0", show_default=True, help="ape account that deploys")
+@click.option(
+    "--placeholder-model",
+    is_flag=True,
+    help="deploy with the demo's placeholder initial model (when no --initial-model-* is given)",
+)
+@click.argument("ape_options", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+@friendly_errors
+def deploy(obj: Context, account: str, placeholder_model: bool, ape_options: tuple[str, ...]) -> None:
+    """Deploys with `ape run deploy all` against the running devnet.
+
+    Further options go to the ape script, e.g. `fedledger deploy --initial-model-file m.bin
+    --voting-period 30` (see `ape run deploy all --help`).
+    """
+    from fedledger.chain import ape_cli
+
+    found = anvil.find(obj.run_dir)
+    if found is None:
+        raise click.UsageError("no devnet is running: `fedledger devnet up` first")
+    options = list(ape_options)
+    if not any(o.startswith("--initial-model") for o in options):
+        if not placeholder_model:
+            raise click.UsageError(
+                "give the initial model (--initial-model-file PATH, or --initial-model-digest and "
+                "--initial-model-cid), or --placeholder-model for the demo's placeholder"
+            )
+        from fedledger.demo.placeholder import write_placeholder
+
+        model = write_placeholder(obj.run_dir)
+        click.echo(f"initial model: PLACEHOLDER blob {model.path} (not a trained model)")
+        options += [
+            "--initial-model-file",
+            str(model.path),
+            "--model-spec-hash",
+            "0x" + model.spec_hash.hex(),
+        ]
+    profile = anvil.PROFILES[found.state.profile]
+    click.echo(f"ape run deploy all --network {profile.ape_network} --account {account} ({found.url})")
+    _, output = ape_cli.deploy(
+        project=obj.project,
+        network=profile.ape_network,
+        rpc_url=found.url,
+        chain_id=found.state.chain_id,
+        account=account,
+        deployments_dir=obj.deployments_dir,
+        options=options,
+    )
+    click.echo(output.rstrip())
+
+
+# ---------------------------------------------------------------- gov
+
+
+def _gov_options(function: F) -> F:
+    function = click.option("--rpc-url", envvar="FEDLEDGER_RPC_URL", help="default: the running devnet")(
+        function
+    )
+    return function
+
+
+def _account_option(function: F) -> F:
+    return click.option(
+        "--account",
+        "account_spec",
+        type=AccountParam(),
+        envvar="FEDLEDGER_ACCOUNT",
+        required=True,
+        help="dev:N (Anvil test key, devnet only), env:VAR or keystore:PATH",
+    )(function)
+
+
+def _governance(obj: Context, rpc_url: str | None) -> Any:
+    from fedledger.chain.contracts import FedLedger
+    from fedledger.chain.governance import Governance
+
+    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    return Governance(ledger)
+
+
+def _signer(governance: Any, spec: Any) -> Any:
+    from fedledger.chain.accounts import resolve_account
+    from fedledger.chain.rpc import is_anvil
+
+    def ask() -> str:
+        return str(click.prompt("keystore password", hide_input=True))
+
+    return resolve_account(spec, allow_devnet=is_anvil(governance.ledger.w3), password=ask)
+
+
+@cli.group()
+def gov() -> None:
+    """Governance: propose parameter changes, vote, queue, execute, list."""
+
+
+@gov.command("propose", epilog=f"Parameters: {', '.join(parameter_names())}.")
+@click.option(
+    "--set",
+    "changes",
+    type=ChangeParam(),
+    multiple=True,
+    required=True,
+    help="TARGET.PARAMETER=VALUE, e.g. task.AGGREGATION_RULE=MEDIAN (repeatable)",
+)
+@click.option("--description", required=True, help="what the proposal does and why")
+@click.option(
+    "--skip-simulation",
+    is_flag=True,
+    help="propose even if executing a change now would revert (checked by default)",
+)
+@_account_option
+@_gov_options
+@click.pass_obj
+@friendly_errors
+def gov_propose(
+    obj: Context,
+    changes: tuple[Any, ...],
+    description: str,
+    skip_simulation: bool,
+    account_spec: Any,
+    rpc_url: str | None,
+) -> None:
+    """Proposes parameter changes (after checking each would execute)."""
+    from fedledger.chain.proposals import format_time
+
+    governance = _governance(obj, rpc_url)
+    signer = _signer(governance, account_spec)
+    record = governance.propose(signer, list(changes), description, simulate=not skip_simulation)
+    click.echo(f"proposal {record.proposal_id}")
+    for line in record.proposal.describe(governance.ledger.deployment.addresses):
+        click.echo(f"  {line}")
+    click.echo(f"voting from {format_time(record.vote_start + 1)} to {format_time(record.vote_end)}")
+
+
+@gov.command("vote")
+@click.argument("proposal_id", type=ProposalId())
+@click.option("--support", type=click.Choice(sorted(SUPPORT)), required=True)
+@click.option("--reason", default="", help="recorded with the vote")
+@_account_option
+@_gov_options
+@click.pass_obj
+@friendly_errors
+def gov_vote(
+    obj: Context, proposal_id: int, support: str, reason: str, account_spec: Any, rpc_url: str | None
+) -> None:
+    """Votes on an active proposal with the account's stake."""
+    governance = _governance(obj, rpc_url)
+    result = governance.vote(_signer(governance, account_spec), proposal_id, SUPPORT[support], reason)
+    click.echo(f"voted {support} on {proposal_id} (gas {result.gas_used:,}, tx {result.tx_hash})")
+
+
+@gov.command("queue")
+@click.argument("proposal_id", type=ProposalId())
+@_account_option
+@_gov_options
+@click.pass_obj
+@friendly_errors
+def gov_queue(obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None) -> None:
+    """Queues a succeeded proposal in the timelock."""
+    from fedledger.chain.proposals import format_time
+
+    governance = _governance(obj, rpc_url)
+    result = governance.queue(_signer(governance, account_spec), proposal_id)
+    eta = governance.times(proposal_id).eta
+    click.echo(f"queued {proposal_id} (gas {result.gas_used:,}); executable at {format_time(eta)}")
+
+
+@gov.command("execute")
+@click.argument("proposal_id", type=ProposalId())
+@_account_option
+@_gov_options
+@click.pass_obj
+@friendly_errors
+def gov_execute(obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None) -> None:
+    """Executes a queued proposal once the timelock delay is over."""
+    governance = _governance(obj, rpc_url)
+    result = governance.execute(_signer(governance, account_spec), proposal_id)
+    click.echo(f"executed {proposal_id} (gas {result.gas_used:,}, tx {result.tx_hash})")
+
+
+@gov.command("list")
+@click.argument("proposal_id", type=ProposalId(), required=False)
+@_gov_options
+@click.pass_obj
+@friendly_errors
+def gov_list(obj: Context, proposal_id: int | None, rpc_url: str | None) -> None:
+    """Lists proposals (or one) with state, votes and times."""
+    from fedledger.chain.proposals import format_time, state_name
+    from fedledger.chain.values import format_token
+
+    governance = _governance(obj, rpc_url)
+    governance.sync_clock()
+    records = governance.proposals() if proposal_id is None else [governance.find(proposal_id)]
+    if not records:
+        click.echo("no proposals yet")
+    addresses = governance.ledger.deployment.addresses
+    for record in records:
+        status = governance.status(record.proposal_id)
+        now = status.times.now
+        click.echo(f"proposal {record.proposal_id}: {state_name(status.state)}")
+        click.echo(f"  by {record.proposer}: {record.proposal.description}")
+        for line in record.proposal.describe(addresses):
+            click.echo(f"  {line}")
+        click.echo(
+            f"  votes: for {format_token(status.votes_for)}, against {format_token(status.votes_against)}, "
+            f"abstain {format_token(status.votes_abstain)}; quorum {format_token(status.quorum)}"
+        )
+        click.echo(
+            f"  voting {format_time(record.vote_start + 1, now)} to {format_time(record.vote_end, now)}"
+        )
+        if status.times.eta:
+            click.echo(f"  eta {format_time(status.times.eta, now)}")
+
+
+# ---------------------------------------------------------------- trainer, aggregator
+
+
+def _node_options(function: F) -> F:
+    function = click.option("--ipfs-api", envvar="FEDLEDGER_IPFS_API", help="default: the devnet's IPFS")(
+        function
+    )
+    return click.option("--rpc-url", envvar="FEDLEDGER_RPC_URL", help="default: the running devnet")(function)
+
+
+def _service_logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _connect_service(obj: Context, rpc_url: str | None, ipfs: str | None, account_spec: Any) -> Any:
+    from fedledger.chain.accounts import resolve_account
+    from fedledger.chain.contracts import FedLedger
+    from fedledger.chain.rpc import is_anvil
+    from fedledger.storage.ipfs import IpfsClient
+
+    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    account = resolve_account(account_spec, allow_devnet=is_anvil(ledger.w3), password=_ask_password)
+    return ledger, IpfsClient(ipfs_api(obj, ipfs)), account
+
+
+def _ask_password() -> str:
+    return str(click.prompt("keystore password", hide_input=True))
+
+
+class ShardParam(click.ParamType):
+    """INDEX/COUNT, e.g. 0/8."""
+
+    name = "INDEX/COUNT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            index, count = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            self.fail(f"{value!r} is not INDEX/COUNT (e.g. 0/8)", param, ctx)
+        if not 0 <= index < count:
+            self.fail(f"shard index {index} must be in 0..{count - 1}", param, ctx)
+        return (index, count)
+
+
+@cli.group()
+def trainer() -> None:
+    """Train on private data and commit an update every round."""
+
+
+@trainer.command("run")
+@_account_option
+@click.option("--shard", type=ShardParam(), required=True, help="which MNIST shard this trainer holds")
+@click.option("--partition", type=click.Choice(["iid", "dirichlet"]), default="iid", show_default=True)
+@click.option(
+    "--alpha", type=click.FloatRange(min=0.001), default=0.5, show_default=True, help="Dirichlet alpha"
+)
+@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the split and partition")
+@click.option("--epochs", type=click.IntRange(1, 100), default=2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option(
+    "--rounds", type=click.IntRange(1), help="stop after committing this many rounds (default: run on)"
+)
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="torch CPU threads")
+@click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
+@click.option("-v", "--verbose", is_flag=True, help="log each round")
+@_node_options
+@click.pass_obj
+@friendly_errors
+def trainer_run(
+    obj: Context,
+    account_spec: Any,
+    shard: tuple[int, int],
+    partition: str,
+    alpha: float,
+    data_seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    rounds: int | None,
+    threads: int,
+    progress: bool,
+    verbose: bool,
+    rpc_url: str | None,
+    ipfs_api: str | None,
+) -> None:
+    """Runs a trainer: each round, train on the local shard, pin the update, commit its digest."""
+    import torch
+
+    from fedledger.learning.model import model_spec
+    from fedledger.learning.shards import ShardSpec
+    from fedledger.learning.shards import shard as load_shard
+    from fedledger.learning.train import TrainConfig
+    from fedledger.trainer.trainer import Trainer
+
+    _service_logging(verbose)
+    torch.set_num_threads(threads)
+    ledger, ipfs, account = _connect_service(obj, rpc_url, ipfs_api, account_spec)
+    spec = ShardSpec(index=shard[0], count=shard[1], partition=partition, alpha=alpha, seed=data_seed)  # type: ignore[arg-type]
+    runner = Trainer(
+        ledger=ledger,
+        ipfs=ipfs,
+        account=account,
+        data=load_shard(spec),
+        spec=model_spec(),
+        train_config=TrainConfig(
+            epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=data_seed * 1000 + shard[0]
+        ),
+        progress=progress,
+    )
+    stats = runner.run(max_rounds=rounds)
+    click.echo(
+        json.dumps({"trainer": runner.address, "committed": stats.committed_rounds, "claimed": stats.claimed})
+    )
+
+
+@cli.group()
+def aggregator() -> None:
+    """Verify committed updates, aggregate them and attest the result."""
+
+
+@aggregator.command("run")
+@_account_option
+@click.option("--rounds", type=click.IntRange(1), help="stop after this many rounds (default: run on)")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="concurrent fetches"
+)
+@click.option("-v", "--verbose", is_flag=True, help="log each round")
+@_node_options
+@click.pass_obj
+@friendly_errors
+def aggregator_run(
+    obj: Context,
+    account_spec: Any,
+    rounds: int | None,
+    workers: int,
+    verbose: bool,
+    rpc_url: str | None,
+    ipfs_api: str | None,
+) -> None:
+    """Runs an aggregator service until stopped (or for --rounds rounds)."""
+    from fedledger.aggregator.service import Aggregator
+    from fedledger.learning.model import model_spec
+
+    _service_logging(verbose)
+    ledger, ipfs, account = _connect_service(obj, rpc_url, ipfs_api, account_spec)
+    service = Aggregator(ledger=ledger, ipfs=ipfs, account=account, spec=model_spec(), fetch_workers=workers)
+    stats = service.run(max_rounds=rounds)
+    click.echo(
+        json.dumps({"aggregator": service.address, "attested": stats.attested, "closed": stats.closed})
+    )
+
+
+# ---------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--trainers", type=click.IntRange(2, 50), default=8, show_default=True)
+@click.option("--aggregators", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--rounds", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--partition", type=click.Choice(["iid", "dirichlet"]), default="iid", show_default=True)
+@click.option(
+    "--alpha", type=click.FloatRange(min=0.001), default=0.5, show_default=True, help="Dirichlet alpha"
+)
+@click.option(
+    "--epochs", type=click.IntRange(1, 50), default=2, show_default=True, help="local epochs per round"
+)
+@click.option("--data-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--governance/--no-governance", default=True, show_default=True, help="pass a proposal before round 0"
+)
+@click.option(
+    "--governance-only",
+    is_flag=True,
+    help="only the contracts and a governance vote (switch the aggregation rule), no training",
+)
+@click.option(
+    "--rule",
+    type=click.Choice([r.name.lower() for r in AggregationRule if r != AggregationRule.FEDAVG]),
+    default="median",
+    show_default=True,
+    help="with --governance-only: the aggregation rule the proposal switches to",
+)
+@click.pass_obj
+@friendly_errors
+def demo(
+    obj: Context,
+    trainers: int,
+    aggregators: int,
+    rounds: int,
+    partition: str,
+    alpha: float,
+    epochs: int,
+    data_seed: int,
+    governance: bool,
+    governance_only: bool,
+    rule: str,
+) -> None:
+    """Federated training end to end on a private Anvil and IPFS daemon, then stops them.
+
+    Deploys with the ape script, registers trainers and aggregators, passes a governance
+    proposal, then trainers (separate processes) train on private MNIST shards and commit,
+    aggregators verify, aggregate and attest, and a row is printed per finalized round. The
+    last line is a JSON summary.
+    """
+    if governance_only:
+        from fedledger.demo import DemoOptions, run_demo
+
+        options = DemoOptions(
+            project=obj.project,
+            run_dir=obj.run_dir / "demo",
+            trainers=min(trainers, 4),
+            aggregators=min(aggregators, 2),
+            new_rule=AggregationRule[rule.upper()],
+        )
+        if not run_demo(options, echo=click.echo).ok:
+            raise click.ClickException("the demo finished, but its checks failed (see the summary)")
+        return
+    from fedledger.demo.federated import FederatedOptions, run_federated_demo
+
+    federated = FederatedOptions(
+        project=obj.project,
+        run_dir=obj.run_dir / "demo",
+        trainers=trainers,
+        aggregators=aggregators,
+        rounds=rounds,
+        partition=partition,
+        alpha=alpha,
+        epochs=epochs,
+        data_seed=data_seed,
+        governance=governance,
+    )
+    if not run_federated_demo(federated, echo=click.echo).ok:
+        raise click.ClickException("the demo finished, but its checks failed (see the summary)")
+
+
+def main() -> None:
+    """Console entry point (`fedledger`)."""
+    cli(prog_name="fedledger")

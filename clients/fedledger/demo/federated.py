@@ -1,0 +1,423 @@
+"""`fedledger demo`: federated training end to end on a private devnet, then nothing left behind.
+
+1. Start Anvil and the IPFS daemon (their own run directory, free ports).
+2. Build the initial model (seeded), pin it to IPFS, and deploy every contract with the ape
+   script, giving it the model's sha256, CID and spec hash.
+3. Fund and register the trainers and aggregators; pass one governance proposal (raise the
+   reward per round) through vote, timelock and execution; open round 0.
+4. Start the aggregator services and the trainers as separate processes (`fedledger
+   aggregator run`, `fedledger trainer run`): each trainer trains on its private MNIST shard,
+   pins its update and commits; each aggregator verifies, aggregates, pins and attests.
+5. Watch the chain: for every finalized round, fetch the new global model from IPFS, check it
+   against the on-chain digest, evaluate it on the held-out digits, print a table row.
+6. Let the trainers claim their rewards, stop every process, print a JSON summary last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from fedledger.chain import ape_cli
+from fedledger.chain.accounts import devnet_accounts
+from fedledger.chain.contracts import FedLedger
+from fedledger.chain.params import TOKEN, ProposalState, Role, TaskParameter
+from fedledger.chain.proposals import ParameterChange
+from fedledger.chain.rounds import Finalization, Rounds
+from fedledger.chain.rpc import connect
+from fedledger.chain.values import format_token
+from fedledger.demo.run import DemoLog, govern, register_all, show_deployment
+from fedledger.devnet import PROFILES, running_devnet
+from fedledger.devnet import ipfs as ipfs_daemon
+from fedledger.devnet.process import log_tail
+from fedledger.learning.data import Dataset
+from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
+from fedledger.learning.shards import held_out
+from fedledger.learning.train import evaluate
+from fedledger.storage.codec import encode
+from fedledger.storage.digests import sha256, to_hex
+from fedledger.storage.ipfs import IpfsClient
+from fedledger.storage.models import fetch_model, global_model_binding
+from fedledger.storage.schema import ModelSpec
+
+DEPLOYER_ACCOUNT = "TEST::0"  # ape's first test account = Anvil's account 0
+LOCAL_CHAIN_ID = 31337
+
+
+class DemoError(RuntimeError):
+    """The demo could not complete."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FederatedOptions:
+    project: Path
+    run_dir: Path
+    trainers: int = 8
+    aggregators: int = 3
+    rounds: int = 10
+    partition: str = "iid"
+    alpha: float = 0.5
+    epochs: int = 2
+    data_seed: int = 0
+    commit_window: int = 120
+    aggregation_window: int = 60
+    voting_period: int = 8
+    timelock_delay: int = 2
+    governance: bool = True
+    round_timeout: float = 300.0
+
+
+@dataclass(kw_only=True)
+class RoundRow:
+    round: int
+    accepted: int
+    rejected: int
+    accuracy: float
+    commit_gas: list[int]  # per commit transaction
+    attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
+    seconds: float
+
+
+@dataclass(kw_only=True)
+class FederatedSummary:
+    ok: bool = False
+    rounds: int = 0
+    trainers: int = 0
+    aggregators: int = 0
+    partition: str = "iid"
+    initial_accuracy: float = 0.0
+    final_accuracy: float = 0.0
+    accuracy: list[float] = field(default_factory=list)
+    commit_gas: int = 0
+    attest_gas: int = 0
+    rejected: int = 0
+    rewards_claimed: str = "0"
+    proposal_state: str = ""
+    reward_per_round: str = ""
+    chain_id: int = 0
+    addresses: dict[str, str] = field(default_factory=dict)
+    anvil_stopped: bool = False
+    ipfs_stopped: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def run_federated_demo(options: FederatedOptions, *, echo: Callable[[str], None] = print) -> FederatedSummary:
+    """Runs the demo; always stops what it started. Returns the summary (also printed as JSON)."""
+    log = DemoLog(echo)
+    summary = FederatedSummary(
+        trainers=options.trainers, aggregators=options.aggregators, partition=options.partition
+    )
+    accounts = 1 + options.trainers + options.aggregators
+    devnet = daemon = None
+    try:
+        log.step("starting Anvil (profile local) and the IPFS daemon")
+        with (
+            running_devnet(PROFILES["local"], run_dir=options.run_dir, accounts=max(10, accounts)) as devnet,
+            ipfs_daemon.running_ipfs(run_dir=options.run_dir) as daemon,
+        ):
+            log.info(f"anvil {devnet.url} (pid {devnet.pid}); ipfs {daemon.api_url} (pid {daemon.state.pid})")
+            _run(options, devnet.url, daemon.api_url, log, summary)
+    finally:
+        summary.anvil_stopped = devnet is not None and not devnet.is_running()
+        summary.ipfs_stopped = daemon is not None and not daemon.is_running()
+        summary.seconds = round(time.monotonic() - log.started, 1)
+    summary.ok = (
+        summary.anvil_stopped
+        and summary.ipfs_stopped
+        and summary.rounds == options.rounds
+        and (not options.governance or summary.proposal_state == ProposalState.EXECUTED.name)
+    )
+    log.step(f"Anvil and IPFS stopped; demo finished in {summary.seconds} s")
+    echo(summary.to_json())
+    return summary
+
+
+def _run(
+    options: FederatedOptions, rpc_url: str, ipfs_url: str, log: DemoLog, summary: FederatedSummary
+) -> None:
+    ipfs = IpfsClient(ipfs_url)
+    spec = model_spec()
+    initial = build_model(seed=options.data_seed)
+    binding = global_model_binding(chain_id=LOCAL_CHAIN_ID, task="", version=0, spec=spec)
+    initial_bytes = encode(get_weights(initial), binding, spec)
+    pinned = ipfs.add(initial_bytes, name="model-v0.safetensors")
+    test_set = held_out(options.data_seed)
+    summary.initial_accuracy = round(evaluate(initial, test_set), 4)
+    log.step(f"initial model: {spec.name}, {spec.parameter_count:,} parameters, {len(initial_bytes):,} bytes")
+    log.info(f"sha256 {to_hex(sha256(initial_bytes))}  cid {pinned.cid}  accuracy {summary.initial_accuracy}")
+
+    log.step("deploying with the ape script: ape run deploy all --network ethereum:local:foundry")
+    deployment, _ = ape_cli.deploy(
+        project=options.project,
+        network=PROFILES["local"].ape_network,
+        rpc_url=rpc_url,
+        chain_id=LOCAL_CHAIN_ID,
+        account=DEPLOYER_ACCOUNT,
+        deployments_dir=options.run_dir / "deployments",
+        options=_deploy_options(options, sha256(initial_bytes), pinned.cid, spec.hash()),
+    )
+    show_deployment(deployment, log)
+    summary.chain_id, summary.addresses = deployment.chain_id, dict(deployment.addresses)
+    ledger = FedLedger(connect(rpc_url), deployment)
+    rounds = Rounds(ledger)
+
+    keys = devnet_accounts(1 + options.trainers + options.aggregators)
+    deployer, trainers, aggregators = keys[0], keys[1 : 1 + options.trainers], keys[1 + options.trainers :]
+    params = deployment.parameters
+    register_all(ledger, log, deployer, trainers, Role.TRAINER, int(params["min_trainer_stake"]))
+    register_all(ledger, log, deployer, aggregators, Role.AGGREGATOR, int(params["min_aggregator_stake"]))
+
+    if options.governance:
+        reward = ledger.task_parameter(TaskParameter.REWARD_PER_ROUND)
+        change = ParameterChange("task", TaskParameter.REWARD_PER_ROUND, reward + reward // 2)
+        outcome = govern(
+            ledger,
+            log,
+            change,
+            "Raise the trainers' reward per round by half",
+            trainers[0],
+            trainers + aggregators,
+            deployer,
+        )
+        summary.proposal_state = outcome.state.name
+    summary.reward_per_round = format_token(ledger.task_parameter(TaskParameter.REWARD_PER_ROUND))
+
+    log.step("opening round 0")
+    log.tx(ledger.start(deployer), "start()")
+    log.step(f"starting {options.aggregators} aggregator and {options.trainers} trainer processes")
+    with _services(options, rpc_url, ipfs_url, len(trainers), len(aggregators)) as processes:
+        _watch(options, rounds, ipfs, test_set, processes, log, summary)
+        _wait_for_exit(processes, timeout=120)
+    claimed = sum(
+        int(log_["args"]["amount"])
+        for log_ in ledger.task.events.RewardClaimed().get_logs(from_block=deployment.block_number)
+    )
+    summary.rewards_claimed = format_token(claimed)
+    log.info(
+        f"rewards claimed by trainers: {summary.rewards_claimed} (reward per round {summary.reward_per_round})"
+    )
+
+
+def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_hash: bytes) -> list[str]:
+    return [
+        "--initial-model-digest",
+        to_hex(digest),
+        "--initial-model-cid",
+        cid,
+        "--model-spec-hash",
+        to_hex(spec_hash),
+        "--commit-window",
+        str(options.commit_window),
+        "--aggregation-window",
+        str(options.aggregation_window),
+        "--min-updates",
+        str(max(1, options.trainers // 2)),
+        "--voting-period",
+        str(options.voting_period),
+        "--timelock-delay",
+        str(options.timelock_delay),
+        "--reward-pool",
+        str(100_000 * TOKEN),
+    ]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@contextlib.contextmanager
+def _services(
+    options: FederatedOptions, rpc_url: str, ipfs_url: str, trainers: int, aggregators: int
+) -> Iterator[list[Process]]:
+    """Starts the aggregator and trainer processes; stops any still running on the way out."""
+    logs = options.run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    common = [
+        "--run-dir",
+        str(options.run_dir),
+        "--deployments-dir",
+        str(options.run_dir / "deployments"),
+        "--project-dir",
+        str(options.project),
+    ]
+    node = ["--rpc-url", rpc_url, "--ipfs-api", ipfs_url]
+    commands: list[tuple[str, list[str]]] = []
+    for index in range(aggregators):
+        account = f"dev:{1 + trainers + index}"
+        commands.append(
+            (
+                f"aggregator-{index + 1}",
+                ["aggregator", "run", "--account", account, "--rounds", str(options.rounds), "-v", *node],
+            )
+        )
+    for index in range(trainers):
+        shard = [
+            "--shard",
+            f"{index}/{trainers}",
+            "--partition",
+            options.partition,
+            "--alpha",
+            str(options.alpha),
+            "--data-seed",
+            str(options.data_seed),
+            "--epochs",
+            str(options.epochs),
+        ]
+        commands.append(
+            (
+                f"trainer-{index + 1}",
+                [
+                    "trainer",
+                    "run",
+                    "--account",
+                    f"dev:{1 + index}",
+                    "--rounds",
+                    str(options.rounds),
+                    "-v",
+                    *shard,
+                    *node,
+                ],
+            )
+        )
+    processes: list[Process] = []
+    try:
+        for name, args in commands:
+            path = logs / f"{name}.log"
+            with path.open("wb") as out:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "fedledger", *common, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            processes.append(Process(name, popen, path))
+        yield processes
+    finally:
+        for process in processes:
+            if process.popen.poll() is None:
+                process.popen.terminate()
+        for process in processes:
+            try:
+                process.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+
+
+def _watch(
+    options: FederatedOptions,
+    rounds: Rounds,
+    ipfs: IpfsClient,
+    test_set: Dataset,
+    processes: list[Process],
+    log: DemoLog,
+    summary: FederatedSummary,
+) -> None:
+    """Prints a row per finalized round until `options.rounds` rounds are final."""
+    spec = model_spec()
+    model = build_model()
+    seen = 0
+    last = time.monotonic()
+    deadline = last + options.round_timeout
+    log.echo(
+        f"{'round':>5} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'attest gas':>10} {'wall s':>7}"
+    )
+    commit_gas: list[int] = []
+    attest_gas: list[int] = []
+    while seen < options.rounds:
+        _check_alive(processes)
+        for final in rounds.finalizations()[seen : options.rounds]:
+            seen += 1
+            row = _row(
+                final, rounds, ipfs, spec, test_set, model, version=seen, seconds=time.monotonic() - last
+            )
+            last = time.monotonic()
+            deadline = last + options.round_timeout
+            commit_gas += row.commit_gas
+            attest_gas += row.attest_gas
+            summary.accuracy.append(row.accuracy)
+            summary.rejected += row.rejected
+            log.echo(
+                f"{row.round:>5} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
+                f"{_median(row.commit_gas):>10,} {_median(row.attest_gas):>10,} {row.seconds:>7.1f}"
+            )
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"no round finalized within {options.round_timeout:.0f} s; see logs in {options.run_dir / 'logs'}"
+            )
+        time.sleep(0.25)
+    summary.rounds = seen
+    summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
+    summary.commit_gas = _median(commit_gas)
+    summary.attest_gas = _median(attest_gas)
+
+
+def _row(
+    final: Finalization,
+    rounds: Rounds,
+    ipfs: IpfsClient,
+    spec: ModelSpec,
+    test_set: Dataset,
+    model: nn.Module,
+    *,
+    version: int,
+    seconds: float,
+) -> RoundRow:
+    """Fetches the round's model (checked against the chain), evaluates it, reads its gas."""
+    binding = global_model_binding(
+        chain_id=rounds.ledger.chain_id, task=str(rounds.ledger.task.address), version=version, spec=spec
+    )
+    set_weights(model, fetch_model(ipfs, final.model_cid, final.model_digest, spec, binding))
+    return RoundRow(
+        round=final.round,
+        accepted=final.accepted,
+        rejected=final.rejected,
+        accuracy=round(evaluate(model, test_set), 4),
+        commit_gas=rounds.transaction_gas("UpdateCommitted", {"round": final.round}),
+        attest_gas=rounds.transaction_gas("AttestationSubmitted", {"round": final.round}),
+        seconds=seconds,
+    )
+
+
+def _median(values: list[int]) -> int:
+    return int(statistics.median(values)) if values else 0
+
+
+def _check_alive(processes: list[Process]) -> None:
+    for process in processes:
+        code = process.popen.poll()
+        if code not in (None, 0):
+            raise DemoError(
+                f"{process.name} exited with code {code}; last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+            )
+
+
+def _wait_for_exit(processes: list[Process], timeout: float) -> None:
+    """Trainers exit once their rounds are final and their rewards claimed; aggregators after their rounds."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            code = process.popen.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            continue
+        if code != 0:
+            raise DemoError(
+                f"{process.name} exited with code {code}; last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+            )

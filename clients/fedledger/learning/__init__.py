@@ -1,0 +1,1 @@
+"""Learning: data, partitioning, the model and local training. Pure PyTorch and numpy."""

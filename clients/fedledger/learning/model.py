@@ -1,0 +1,58 @@
+"""The task's model: a small CNN for 28x28 digits, and its conversion to and from named arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedledger.arrays import Array
+from fedledger.storage.schema import ModelSpec
+
+MODEL_NAME = "mnist-cnn-v1"
+
+
+class MnistCNN(nn.Module):
+    """Two 5x5 conv layers with max pooling, then two dense layers: about 47k parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
+        self.fc1 = nn.Linear(32 * 4 * 4, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(torch.flatten(x, 1)))
+        logits: torch.Tensor = self.fc2(x)
+        return logits
+
+
+def build_model(seed: int | None = None) -> MnistCNN:
+    """A fresh model; with `seed`, the same initial weights everywhere."""
+    if seed is None:
+        return MnistCNN()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MnistCNN()
+
+
+def get_weights(model: nn.Module) -> dict[str, Array]:
+    """The model's parameters as float32 numpy arrays, by name."""
+    return {
+        name: value.detach().cpu().numpy().astype(np.float32, copy=True)
+        for name, value in model.state_dict().items()
+    }
+
+
+def set_weights(model: nn.Module, weights: dict[str, Array]) -> None:
+    """Loads named arrays into the model (names and shapes must match exactly)."""
+    state = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in weights.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def model_spec(model: nn.Module | None = None) -> ModelSpec:
+    """The schema of the model's files; its hash goes on chain at deployment."""
+    return ModelSpec.from_arrays(MODEL_NAME, get_weights(model or MnistCNN()))

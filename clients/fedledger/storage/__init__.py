@@ -1,0 +1,1 @@
+"""Storage: the canonical update codec, digests, and IPFS access."""

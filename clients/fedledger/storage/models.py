@@ -1,0 +1,40 @@
+"""Global model files: their binding, and fetching one verified against the on-chain root."""
+
+from __future__ import annotations
+
+from fedledger.arrays import Array
+from fedledger.storage.codec import Binding, decode, max_file_size
+from fedledger.storage.digests import sha256, to_hex
+from fedledger.storage.ipfs import IpfsClient
+from fedledger.storage.schema import ModelSpec
+
+
+class ModelIntegrityError(RuntimeError):
+    """The bytes behind a global model's CID do not match its on-chain digest or binding."""
+
+
+def global_model_binding(*, chain_id: int, task: str, version: int, spec: ModelSpec) -> Binding:
+    """The binding of global model `version` of a task.
+
+    Version 0, the initial model, is created before the task contract exists (its digest is a
+    constructor argument), so it names no task; every later version names its task.
+    """
+    return Binding(
+        kind="model",
+        chain_id=chain_id,
+        task=task if version else "",
+        round=version,
+        model_spec=to_hex(spec.hash()),
+    )
+
+
+def fetch_model(
+    ipfs: IpfsClient, cid: str, digest: bytes, spec: ModelSpec, binding: Binding
+) -> dict[str, Array]:
+    """Fetches a global model by CID and checks sha256 and binding before trusting a byte of it."""
+    data = ipfs.cat(cid, max_file_size(spec))
+    if sha256(data) != digest:
+        raise ModelIntegrityError(
+            f"global model {cid}: sha256 {sha256(data).hex()} != on-chain {digest.hex()}"
+        )
+    return decode(data, spec, binding)

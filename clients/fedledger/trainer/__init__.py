@@ -1,0 +1,1 @@
+"""The trainer: trains on private data and commits its update each round."""

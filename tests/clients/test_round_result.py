@@ -1,0 +1,126 @@
+"""Round computation with a fake IPFS: verification reasons and deterministic output."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from fedledger.aggregation.rules import UnsupportedRuleError
+from fedledger.aggregator.round_result import RoundContext, compute_round
+from fedledger.aggregator.verification import Commit, update_binding
+from fedledger.chain.params import AggregationRule, RejectionReason
+from fedledger.storage.codec import decode, encode
+from fedledger.storage.ipfs import ContentUnavailableError, IpfsUnavailableError
+from fedledger.storage.schema import ModelSpec, TensorSpec
+
+SPEC = ModelSpec("tiny", (TensorSpec("w", (4,)),))
+CONTEXT = RoundContext(
+    chain_id=31337,
+    task="0x" + "11" * 20,
+    round_number=1,
+    model_version=1,
+    sample_cap=100,
+    rule=AggregationRule.FEDAVG,
+    rule_param=0,
+)
+
+
+class FakeIpfs:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> str:
+        cid = "cid-" + hashlib.sha256(data).hexdigest()[:16]
+        self.files[cid] = data
+        return cid
+
+    def fetch(self, cid: str, max_bytes: int) -> bytes:
+        if cid not in self.files:
+            raise ContentUnavailableError(cid)
+        return self.files[cid]
+
+
+def trainer(i: int) -> str:
+    return "0x" + f"{i:040x}"
+
+
+def honest_commit(ipfs: FakeIpfs, i: int, value: float, samples: int) -> Commit:
+    draft = Commit(trainer=trainer(i), digest=b"", cid="", num_samples=samples)
+    binding = update_binding(draft, chain_id=31337, task=CONTEXT.task, round_number=1, spec=SPEC)
+    data = encode({"w": np.full(4, value, np.float32)}, binding, SPEC)
+    return Commit(
+        trainer=draft.trainer, digest=hashlib.sha256(data).digest(), cid=ipfs.put(data), num_samples=samples
+    )
+
+
+def test_compute_round__weighted_by_capped_samples() -> None:
+    ipfs = FakeIpfs()
+    commits = [honest_commit(ipfs, 1, 1.0, 50), honest_commit(ipfs, 2, 3.0, 500)]  # 500 is capped to 100
+    outcome = compute_round(commits, ipfs.fetch, SPEC, CONTEXT)
+    assert [v.accepted for v in outcome.verdicts] == [True, True]
+    assert outcome.model_bytes is not None
+    from fedledger.aggregator.round_result import model_binding
+
+    model = decode(outcome.model_bytes, SPEC, model_binding(CONTEXT, SPEC))
+    np.testing.assert_allclose(model["w"], np.full(4, (50 * 1.0 + 100 * 3.0) / 150, np.float32), atol=1e-6)
+
+
+def test_compute_round__same_inputs_any_order__same_model_digest() -> None:
+    ipfs = FakeIpfs()
+    commits = [honest_commit(ipfs, i, 0.1 * i, 10 + i) for i in range(1, 6)]
+    first = compute_round(commits, ipfs.fetch, SPEC, CONTEXT)
+    second = compute_round(list(reversed(commits)), ipfs.fetch, SPEC, CONTEXT, workers=1)
+    assert first.model_digest == second.model_digest
+    assert [v.commit.trainer for v in first.verdicts] == sorted(c.trainer for c in commits)
+
+
+def test_compute_round__bad_updates__rejected_with_reasons() -> None:
+    ipfs = FakeIpfs()
+    good = honest_commit(ipfs, 1, 1.0, 10)
+    mismatch = honest_commit(ipfs, 2, 1.0, 10)
+    mismatch = Commit(trainer=mismatch.trainer, digest=b"\1" * 32, cid=mismatch.cid, num_samples=10)
+    missing = Commit(trainer=trainer(3), digest=b"\2" * 32, cid="cid-missing", num_samples=10)
+    stolen = Commit(trainer=trainer(4), digest=good.digest, cid=good.cid, num_samples=10)  # names trainer 1
+    garbage = b"not safetensors"
+    malformed = Commit(
+        trainer=trainer(5), digest=hashlib.sha256(garbage).digest(), cid=ipfs.put(garbage), num_samples=10
+    )
+    outcome = compute_round([good, mismatch, missing, stolen, malformed], ipfs.fetch, SPEC, CONTEXT)
+    reasons = {v.commit.trainer: v.reason for v in outcome.verdicts}
+    assert reasons == {
+        trainer(1): RejectionReason.NONE,
+        trainer(2): RejectionReason.DIGEST_MISMATCH,
+        trainer(3): RejectionReason.UNAVAILABLE,
+        trainer(4): RejectionReason.WRONG_BINDING,
+        trainer(5): RejectionReason.MALFORMED,
+    }
+    assert [v.commit.trainer for v in outcome.rejected] == [trainer(i) for i in (2, 3, 4, 5)]
+
+
+def test_compute_round__nothing_accepted__no_model() -> None:
+    outcome = compute_round(
+        [Commit(trainer=trainer(1), digest=b"\0" * 32, cid="x", num_samples=1)],
+        FakeIpfs().fetch,
+        SPEC,
+        CONTEXT,
+    )
+    assert outcome.model_bytes is None and outcome.model_digest is None
+
+
+def test_compute_round__local_ipfs_down__raises_instead_of_rejecting() -> None:
+    def dead(cid: str, max_bytes: int) -> bytes:
+        raise IpfsUnavailableError("down")
+
+    with pytest.raises(IpfsUnavailableError):
+        compute_round(
+            [Commit(trainer=trainer(1), digest=b"\0" * 32, cid="x", num_samples=1)], dead, SPEC, CONTEXT
+        )
+
+
+def test_compute_round__unsupported_rule__raises() -> None:
+    ipfs = FakeIpfs()
+    context = RoundContext(**{**CONTEXT.__dict__, "rule": AggregationRule.MULTI_KRUM})
+    with pytest.raises(UnsupportedRuleError):
+        compute_round([honest_commit(ipfs, 1, 1.0, 10)], ipfs.fetch, SPEC, context)
