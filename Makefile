@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint test test-contracts demo clean
+.PHONY: setup compile abi lint test test-contracts gas demo clean
 
 setup:
 	@tools/setup.sh
@@ -28,6 +28,10 @@ test-contracts: compile
 test: setup lint compile
 	python tools/export_abi.py --check
 	ape test tests --network $(NETWORK)
+
+gas: compile
+	FEDLEDGER_GAS_REPORT=1 ape test tests/contracts/test_gas.py --network $(NETWORK) -q
+	python tools/gas_report.py
 
 demo: compile
 	fedledger demo $(ARGS)

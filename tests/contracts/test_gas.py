@@ -1,0 +1,84 @@
+"""Gas used by each user-facing call, measured on one realistic run through the protocol, and
+written to bench/results/gas.json for the docs. The commit path has a budget."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helpers import Proposal, advance, attest, commit, make_model, make_update, next_block_at
+
+from fedledger.chain.params import TOKEN, AggregationRule, Role, TaskParameter, VoteType
+
+COMMIT_GAS_BUDGET = 60_000
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "gas.json"
+
+
+def test_gas__user_facing_calls__within_budget_and_recorded(
+    task: Any,
+    registry: Any,
+    token: Any,
+    governor: Any,
+    register: Callable[..., Any],
+    trainers: list[Any],
+    aggregators: list[Any],
+    owner: Any,
+    chain: Any,
+) -> None:
+    gas: dict[str, int] = {}
+
+    # Registry. The last trainer's registration is the typical one (role counters already warm).
+    for trainer in trainers:
+        gas["register"] = int(register(trainer, Role.TRAINER, 200 * TOKEN).gas_used)
+    for aggregator in aggregators:
+        register(aggregator, Role.AGGREGATOR)
+    token.transfer(trainers[0], 50 * TOKEN, sender=owner)
+    token.approve(registry, 50 * TOKEN, sender=trainers[0])
+    gas["addStake"] = int(registry.addStake(50 * TOKEN, sender=trainers[0]).gas_used)
+    unstake = registry.requestUnstake(50 * TOKEN, sender=trainers[0])
+    gas["requestUnstake"] = int(unstake.gas_used)
+
+    # One round: every commit, a non-final attestation, the finalizing one, claims and fees.
+    gas["start"] = int(task.start(sender=owner).gas_used)
+    commits = [
+        int(commit(task, t, make_update(f"gas-{i}", 1_000 * (i + 1))).gas_used)
+        for i, t in enumerate(trainers)
+    ]
+    gas["commitUpdate"] = max(commits)
+    model = make_model("gas-model")
+    gas["attest"] = int(attest(task, aggregators[0], model).gas_used)
+    attest(task, aggregators[1], model)
+    gas["attest_finalizing"] = int(attest(task, aggregators[2], model).gas_used)
+    first = make_update("gas-0", 1_000)
+    gas["claimReward"] = int(task.claimReward(0, first.digest, first.samples, sender=trainers[0]).gas_used)
+    gas["withdrawFees"] = int(task.withdrawFees(sender=aggregators[0]).gas_used)
+
+    # Governance: propose, vote, queue, execute one parameter change.
+    proposal = Proposal.of(
+        [(task, task.setParameter.encode_input(TaskParameter.AGGREGATION_RULE, AggregationRule.MEDIAN))],
+        "gas: median aggregation",
+    )
+    gas["propose"] = int(proposal.propose(governor, trainers[1]).gas_used)
+    proposal_id = proposal.id(governor)
+    advance(chain, 2)
+    votes = [int(governor.castVote(proposal_id, VoteType.FOR, sender=a).gas_used) for a in aggregators]
+    gas["castVote"] = votes[-1]
+    advance(chain, 21)
+    queued = proposal.queue(governor, owner)
+    gas["queue"] = int(queued.gas_used)
+    chain.mine(timestamp=queued.timestamp + 5)
+    gas["execute"] = int(proposal.execute(governor, owner).gas_used)
+    assert task.parameter(TaskParameter.AGGREGATION_RULE) == AggregationRule.MEDIAN
+
+    # Withdraw once the unbonding period is over.
+    next_block_at(chain, unstake.timestamp + 3_600)
+    gas["withdraw"] = int(registry.withdraw(sender=trainers[0]).gas_used)
+
+    if os.environ.get("FEDLEDGER_GAS_REPORT"):  # `make gas` refreshes the committed figures
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(dict(sorted(gas.items())), indent=2) + "\n")
+
+    assert max(commits) <= COMMIT_GAS_BUDGET, f"commitUpdate used {commits} gas"
