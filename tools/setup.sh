@@ -21,6 +21,7 @@ fi
 py_hash=$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 if ! stamp_ok python "$py_hash"; then
   echo "setup: installing Python packages (pinned by requirements/constraints.txt)"
+  # torch==2.13.0 resolves to the CPU build where pip is configured with a local wheel of it.
   .venv/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
   stamp_set python "$py_hash"
 fi

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from fedledger.devnet import ipfs as ipfs_daemon
-from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, IpfsClient, IpfsUnavailableError
+from fedledger.storage.ipfs import (
+    ContentTooLargeError,
+    ContentUnavailableError,
+    IpfsClient,
+    IpfsUnavailableError,
+)
 
 
 def test_ipfs_daemon__lifecycle_and_api(tmp_path: Path) -> None:

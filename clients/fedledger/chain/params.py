@@ -120,7 +120,8 @@ class TaskParameters:
     trainer_slash_bps: int = 1_000
     outlier_slash_bps: int = 0
     aggregator_slash_bps: int = 2_000
-    quorum_bps: int = 6_667
+    # Two of three equal aggregators: 2/3 is 6,666.7 bps, so 6,667 would need all three.
+    quorum_bps: int = 6_666
 
     def as_tuple(self) -> tuple[int, ...]:
         """The struct in ABI order, for the task's constructor."""

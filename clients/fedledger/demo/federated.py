@@ -84,7 +84,7 @@ class RoundRow:
     accuracy: float
     commit_gas: list[int]  # per commit transaction
     attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
-    seconds: float
+    seconds: int  # opening to finalization, by block timestamps
 
 
 @dataclass(kw_only=True)
@@ -333,8 +333,7 @@ def _watch(
     spec = model_spec()
     model = build_model()
     seen = 0
-    last = time.monotonic()
-    deadline = last + options.round_timeout
+    deadline = time.monotonic() + options.round_timeout
     log.echo(
         f"{'round':>5} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'attest gas':>10} {'wall s':>7}"
     )
@@ -344,18 +343,15 @@ def _watch(
         _check_alive(processes)
         for final in rounds.finalizations()[seen : options.rounds]:
             seen += 1
-            row = _row(
-                final, rounds, ipfs, spec, test_set, model, version=seen, seconds=time.monotonic() - last
-            )
-            last = time.monotonic()
-            deadline = last + options.round_timeout
+            row = _row(final, rounds, ipfs, spec, test_set, model, version=seen)
+            deadline = time.monotonic() + options.round_timeout
             commit_gas += row.commit_gas
             attest_gas += row.attest_gas
             summary.accuracy.append(row.accuracy)
             summary.rejected += row.rejected
             log.echo(
                 f"{row.round:>5} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
-                f"{_median(row.commit_gas):>10,} {_median(row.attest_gas):>10,} {row.seconds:>7.1f}"
+                f"{_median(row.commit_gas):>10,} {_median(row.attest_gas):>10,} {row.seconds:>7}"
             )
         if time.monotonic() > deadline:
             raise DemoError(
@@ -377,7 +373,6 @@ def _row(
     model: nn.Module,
     *,
     version: int,
-    seconds: float,
 ) -> RoundRow:
     """Fetches the round's model (checked against the chain), evaluates it, reads its gas."""
     binding = global_model_binding(
@@ -391,8 +386,14 @@ def _row(
         accuracy=round(evaluate(model, test_set), 4),
         commit_gas=rounds.transaction_gas("UpdateCommitted", {"round": final.round}),
         attest_gas=rounds.transaction_gas("AttestationSubmitted", {"round": final.round}),
-        seconds=seconds,
+        seconds=_round_seconds(rounds, final),
     )
+
+
+def _round_seconds(rounds: Rounds, final: Finalization) -> int:
+    """From the round's opening to its finalization, by block timestamps (1 s resolution)."""
+    finalized_at = int(rounds.ledger.w3.eth.get_block(final.block_number)["timestamp"])
+    return finalized_at - rounds.state(final.round).opened_at
 
 
 def _median(values: list[int]) -> int:

@@ -50,7 +50,9 @@ class IpfsState:
 class IpfsDaemon:
     """A started daemon; keeps the process handle when this process started it."""
 
-    def __init__(self, state: IpfsState, run_dir: Path, process: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(
+        self, state: IpfsState, run_dir: Path, process: subprocess.Popen[bytes] | None = None
+    ) -> None:
         self.state = state
         self.run_dir = run_dir
         self._process = process
@@ -83,7 +85,9 @@ def find_cli() -> Path:
     raise IpfsDaemonError("the IPFS daemon (npm package `ipfs`) is not installed: run `make setup`")
 
 
-def start(*, run_dir: Path = DEFAULT_RUN_DIR, api_port: int | None = None, timeout: float = START_TIMEOUT) -> IpfsDaemon:
+def start(
+    *, run_dir: Path = DEFAULT_RUN_DIR, api_port: int | None = None, timeout: float = START_TIMEOUT
+) -> IpfsDaemon:
     """Initializes the repository if needed, starts the daemon offline and waits for its API."""
     run_dir.mkdir(parents=True, exist_ok=True)
     existing = find(run_dir)
@@ -98,7 +102,11 @@ def start(*, run_dir: Path = DEFAULT_RUN_DIR, api_port: int | None = None, timeo
     log_path = run_dir / LOG_FILE
     if not (repo / "config").exists():
         init = subprocess.run(
-            ["node", str(cli), "init", "--profile", "test"], env=env, capture_output=True, timeout=120, check=False
+            ["node", str(cli), "init", "--profile", "test"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
         if init.returncode != 0:
             raise IpfsDaemonError(f"ipfs init failed: {init.stderr.decode(errors='replace')[-2000:]}")

@@ -65,6 +65,7 @@ class Trainer:
         self.progress = progress
         self.model = build_model()
         self.stats = TrainerStats()
+        self._warned_inactive = False
 
     @property
     def address(self) -> str:
@@ -113,7 +114,9 @@ class Trainer:
         if not self._may_commit(round_):
             return False
         try:
-            tx = self.rounds.commit_update(self.account, round_, sha256(data), pinned.cid, result.num_samples)
+            tx = self.rounds.commit_update(
+                self.account, round_, self.committed_digest(data), pinned.cid, result.num_samples
+            )
         except ContractRevertError as exc:
             if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase"):
                 log.warning("round %d: commit refused (%s)", round_, exc)
@@ -130,6 +133,10 @@ class Trainer:
             time.monotonic() - started,
         )
         return True
+
+    def committed_digest(self, data: bytes) -> bytes:
+        """What goes on chain for the update bytes `data`: their sha256."""
+        return sha256(data)
 
     def claim_rewards(self) -> None:
         """Claims the reward of every finalized round where this trainer's update was accepted."""
@@ -151,7 +158,15 @@ class Trainer:
         if self.rounds.commitment(round_, self.address) != bytes(32):
             return False
         since = self.rounds.trainer_active_since(self.address)
-        return since != 0 and since <= self.rounds.state(round_).opened_at
+        if since == 0:
+            if not self._warned_inactive:
+                log.warning(
+                    "not an active trainer (unregistered, or slashed below the minimum stake); waiting"
+                )
+                self._warned_inactive = True
+            return False
+        self._warned_inactive = False
+        return since <= self.rounds.state(round_).opened_at
 
     def _all_settled(self) -> bool:
         """Every committed round is finalized (and claimed) or closed."""
