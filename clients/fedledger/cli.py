@@ -718,6 +718,77 @@ def demo(
         raise click.ClickException("the demo finished, but its checks failed (see the summary)")
 
 
+# ---------------------------------------------------------------- status, verify (read-only audits)
+
+
+def _audit_ipfs(obj: Context, explicit: str | None) -> Any:
+    from fedledger.storage.ipfs import IpfsClient
+
+    return IpfsClient(ipfs_api(obj, explicit))
+
+
+@cli.command("status")
+@click.option(
+    "--accuracy/--no-accuracy",
+    default=False,
+    show_default=True,
+    help="evaluate each finalized model on the held-out MNIST split (needs IPFS)",
+)
+@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the held-out split")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable")
+@_node_options
+@click.pass_obj
+@friendly_errors
+def audit_status(
+    obj: Context, accuracy: bool, data_seed: int, as_json: bool, rpc_url: str | None, ipfs_api: str | None
+) -> None:
+    """Shows the federation: current round, global model, finalized rounds, participants, parameters."""
+    from fedledger.audit.status import federation_status, mnist_evaluator, render_status, status_to_json
+    from fedledger.chain.contracts import FedLedger
+    from fedledger.storage.ipfs import IpfsError
+
+    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    ipfs, evaluator, spec = None, None, None
+    if accuracy:
+        from fedledger.learning.model import model_spec
+
+        ipfs, evaluator, spec = _audit_ipfs(obj, ipfs_api), mnist_evaluator(data_seed), model_spec()
+    try:
+        report = federation_status(ledger, evaluate_accuracy=evaluator, ipfs=ipfs, spec=spec)
+    except IpfsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(status_to_json(report), indent=2) if as_json else render_status(report))
+
+
+@cli.command("verify")
+@click.argument("round_", metavar="ROUND", type=click.IntRange(min=0))
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="concurrent fetches"
+)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable")
+@_node_options
+@click.pass_obj
+@friendly_errors
+def audit_verify(
+    obj: Context, round_: int, workers: int, as_json: bool, rpc_url: str | None, ipfs_api: str | None
+) -> None:
+    """Recomputes a finalized round from the chain and IPFS alone. Exit code 1 if it does not match."""
+    from fedledger.audit.verify import render_verify, verify_round, verify_to_json
+    from fedledger.chain.contracts import FedLedger
+    from fedledger.learning.model import model_spec
+    from fedledger.storage.ipfs import IpfsError
+
+    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    ipfs = _audit_ipfs(obj, ipfs_api)
+    try:
+        report = verify_round(ledger, ipfs, round_, model_spec(), workers=workers)
+    except IpfsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))
+    if not report.matches:
+        sys.exit(1)
+
+
 def main() -> None:
     """Console entry point (`fedledger`)."""
     cli(prog_name="fedledger")

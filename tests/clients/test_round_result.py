@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fedledger.aggregation.rules import UnsupportedRuleError
-from fedledger.aggregator.round_result import RoundContext, compute_round
+from fedledger.aggregator.round_result import RoundContext, compute_round, model_binding
 from fedledger.aggregator.verification import Commit, update_binding
 from fedledger.chain.params import AggregationRule, RejectionReason
 from fedledger.storage.codec import decode, encode
@@ -61,8 +61,6 @@ def test_compute_round__weighted_by_capped_samples() -> None:
     outcome = compute_round(commits, ipfs.fetch, SPEC, CONTEXT)
     assert [v.accepted for v in outcome.verdicts] == [True, True]
     assert outcome.model_bytes is not None
-    from fedledger.aggregator.round_result import model_binding
-
     model = decode(outcome.model_bytes, SPEC, model_binding(CONTEXT, SPEC))
     np.testing.assert_allclose(model["w"], np.full(4, (50 * 1.0 + 100 * 3.0) / 150, np.float32), atol=1e-6)
 
@@ -124,3 +122,12 @@ def test_compute_round__unsupported_rule__raises() -> None:
     context = RoundContext(**{**CONTEXT.__dict__, "rule": AggregationRule.MULTI_KRUM})
     with pytest.raises(UnsupportedRuleError):
         compute_round([honest_commit(ipfs, 1, 1.0, 10)], ipfs.fetch, SPEC, context)
+
+
+def test_compute_round__nothing_accepted__previous_model_reencoded_for_the_new_version() -> None:
+    previous = {"w": np.full(4, 0.25, np.float32)}
+    missing = Commit(trainer=trainer(1), digest=b"\0" * 32, cid="cid-missing", num_samples=1)
+    outcome = compute_round([missing], FakeIpfs().fetch, SPEC, CONTEXT, previous_model=lambda: previous)
+    assert outcome.accepted == [] and outcome.model_bytes is not None
+    model = decode(outcome.model_bytes, SPEC, model_binding(CONTEXT, SPEC))
+    np.testing.assert_array_equal(model["w"], previous["w"])

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fedledger.aggregator.service import Aggregator
+from fedledger.audit.verify import verify_round
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
@@ -169,6 +170,13 @@ def test_rounds_finalize_with_pinned_models_matching_the_onchain_root(
         assert sha256(ipfs.cat(final.model_cid, 1 << 20)) == final.model_digest
         assert ipfs.is_pinned(final.model_cid)
     assert rounds.global_model().digest == finals[-1].model_digest
+
+
+def test_verify__an_outsider_recomputes_every_round(federation: Federation, rounds: Rounds) -> None:
+    for round_ in range(ROUNDS):
+        report = verify_round(rounds.ledger, IpfsClient(federation.ipfs_url), round_, model_spec())
+        assert report.matches, report.problems
+        assert report.recomputed_digest == report.onchain_digest
 
 
 def test_accuracy_rises(federation: Federation, rounds: Rounds) -> None:

@@ -9,7 +9,7 @@ aggregator, so honest aggregators produce the same bytes and the same sha256.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -62,9 +62,20 @@ def model_binding(context: RoundContext, spec: ModelSpec) -> Binding:
 
 
 def compute_round(
-    commits: Sequence[Commit], fetch: Fetch, spec: ModelSpec, context: RoundContext, workers: int = 8
+    commits: Sequence[Commit],
+    fetch: Fetch,
+    spec: ModelSpec,
+    context: RoundContext,
+    workers: int = 8,
+    previous_model: Callable[[], dict[str, Array]] | None = None,
 ) -> RoundOutcome:
-    """Verifies every commit (concurrently) and aggregates the accepted ones."""
+    """Verifies every commit (concurrently) and aggregates the accepted ones.
+
+    When nothing is accepted the model does not change, but the round still produces version
+    `context.model_version`: the previous model's tensors re-encoded under the new binding
+    (from `previous_model`), so every finalized version has its own file, identical on every
+    honest aggregator. Without `previous_model`, `model_bytes` is None in that case.
+    """
     ordered = sorted(commits, key=lambda c: int(c.trainer, 16))
 
     def check(commit: Commit) -> Verdict:
@@ -78,7 +89,10 @@ def compute_round(
     accepted = [
         (v.tensors, min(v.commit.num_samples, context.sample_cap)) for v in verdicts if v.tensors is not None
     ]
-    if not accepted:
+    if accepted:
+        model: dict[str, Array] = aggregate(context.rule, context.rule_param, accepted)
+    elif previous_model is not None:
+        model = previous_model()
+    else:
         return RoundOutcome(verdicts=verdicts, model_bytes=None)
-    model: dict[str, Array] = aggregate(context.rule, context.rule_param, accepted)
     return RoundOutcome(verdicts=verdicts, model_bytes=encode(model, model_binding(context, spec), spec))

@@ -23,6 +23,7 @@ from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, Tra
 from fedledger.chain.params import Phase
 from fedledger.chain.rounds import RejectionEntry, Rounds
 from fedledger.storage.ipfs import IpfsClient, IpfsError
+from fedledger.storage.models import fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.aggregator")
@@ -93,29 +94,35 @@ class Aggregator:
         """The round's result as this aggregator computes it (no transaction)."""
         state = self.rounds.state(round_)
         config = self.rounds.config(round_)
+        current = self.rounds.global_model()
         context = RoundContext(
             chain_id=self.ledger.chain_id,
             task=str(self.ledger.task.address),
             round_number=round_,
-            model_version=self.rounds.global_model().version + 1,
+            model_version=current.version + 1,
             sample_cap=state.sample_cap,
             rule=config.aggregation_rule,
             rule_param=config.aggregation_param,
         )
+        binding = global_model_binding(
+            chain_id=self.ledger.chain_id, task=context.task, version=current.version, spec=self.spec
+        )
         return compute_round(
-            self.rounds.commits(round_), self.ipfs.cat, self.spec, context, self.fetch_workers
+            self.rounds.commits(round_),
+            self.ipfs.cat,
+            self.spec,
+            context,
+            self.fetch_workers,
+            previous_model=lambda: fetch_model(self.ipfs, current.cid, current.digest, self.spec, binding),
         )
 
     def aggregate_and_attest(self, round_: int) -> None:
         started = time.monotonic()
         outcome = self.compute(round_)
-        if outcome.model_bytes is None:
-            # Nothing acceptable: the global model stays, and the rejections still count.
-            current = self.rounds.global_model()
-            digest, cid = current.digest, current.cid
-        else:
-            cid = self.ipfs.add(outcome.model_bytes, name=f"model-r{round_}.safetensors").cid
-            digest = outcome.model_digest or b""
+        if outcome.model_bytes is None or outcome.model_digest is None:
+            raise RuntimeError(f"round {round_}: no model computed")  # compute passes previous_model
+        cid = self.ipfs.add(outcome.model_bytes, name=f"model-r{round_}.safetensors").cid
+        digest = outcome.model_digest
         rejections = [
             RejectionEntry(v.commit.trainer, v.reason, v.commit.digest, v.commit.num_samples)
             for v in outcome.rejected
