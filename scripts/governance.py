@@ -22,6 +22,7 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from fedledger.chain.abi import load_abis
+from fedledger.chain.click_types import ChangeParam, ProposalId
 from fedledger.chain.deployments import (
     DEFAULT_DIRECTORY,
     Deployment,
@@ -37,43 +38,12 @@ from fedledger.chain.proposals import (
     ProposalError,
     ProposalTimes,
     format_time,
-    parse_change,
     state_name,
     state_problem,
 )
 from fedledger.chain.values import format_token
 
 SUPPORT = {"for": VoteType.FOR, "against": VoteType.AGAINST, "abstain": VoteType.ABSTAIN}
-
-
-class ChangeParam(click.ParamType):
-    """TARGET.PARAMETER=VALUE, parsed into a ParameterChange."""
-
-    name = "TARGET.PARAM=VALUE"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> ParameterChange:
-        if isinstance(value, ParameterChange):
-            return value
-        try:
-            return parse_change(str(value))
-        except ProposalError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class ProposalIdParam(click.ParamType):
-    """A proposal id, decimal or 0x-hex."""
-
-    name = "PROPOSAL_ID"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value), 0)
-        except ValueError:
-            self.fail(f"{value!r} is not a proposal id (decimal or 0x-hex)", param, ctx)
 
 
 deployments_dir_option = click.option(
@@ -148,7 +118,7 @@ def propose(
 @cli.command(cls=ConnectedProviderCommand, short_help="Vote on an active proposal")
 @network_option()
 @account_option(prompt=False)
-@click.argument("proposal_id", type=ProposalIdParam())
+@click.argument("proposal_id", type=ProposalId())
 @click.option("--support", type=click.Choice(sorted(SUPPORT)), required=True)
 @click.option("--reason", default="", help="recorded with the vote")
 @deployments_dir_option
@@ -173,7 +143,7 @@ def vote(
 @cli.command(cls=ConnectedProviderCommand, short_help="Queue a succeeded proposal in the timelock")
 @network_option()
 @account_option(prompt=False)
-@click.argument("proposal_id", type=ProposalIdParam())
+@click.argument("proposal_id", type=ProposalId())
 @deployments_dir_option
 def queue(provider: Any, account: Any, proposal_id: int, deployments_dir: Path) -> None:
     """Queues the proposal; it can be executed after the timelock delay."""
@@ -188,7 +158,7 @@ def queue(provider: Any, account: Any, proposal_id: int, deployments_dir: Path) 
 @cli.command(cls=ConnectedProviderCommand, short_help="Execute a queued proposal")
 @network_option()
 @account_option(prompt=False)
-@click.argument("proposal_id", type=ProposalIdParam())
+@click.argument("proposal_id", type=ProposalId())
 @deployments_dir_option
 def execute(provider: Any, account: Any, proposal_id: int, deployments_dir: Path) -> None:
     """Executes the proposal's changes through the timelock."""
@@ -204,7 +174,7 @@ def execute(provider: Any, account: Any, proposal_id: int, deployments_dir: Path
 
 @cli.command(cls=ConnectedProviderCommand, short_help="State, votes and times of proposals")
 @network_option()
-@click.argument("proposal_id", type=ProposalIdParam(), required=False)
+@click.argument("proposal_id", type=ProposalId(), required=False)
 @deployments_dir_option
 def status(provider: Any, proposal_id: int | None, deployments_dir: Path) -> None:
     """Shows one proposal, or every proposal since the deployment."""

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fedledger.chain.click_types import ChangeParam, ProposalId
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import AggregationRule, VoteType
 from fedledger.chain.proposals import parameter_names
@@ -97,36 +98,6 @@ def friendly_errors(function: F) -> F:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-class ProposalId(click.ParamType):
-    """A proposal id, decimal or 0x-hex."""
-
-    name = "PROPOSAL_ID"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value), 0)
-        except ValueError:
-            self.fail(f"{value!r} is not a proposal id (decimal or 0x-hex)", param, ctx)
-
-
-class ChangeParam(click.ParamType):
-    """TARGET.PARAMETER=VALUE."""
-
-    name = "TARGET.PARAM=VALUE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from fedledger.chain.proposals import ParameterChange, ProposalError, parse_change
-
-        if isinstance(value, ParameterChange):
-            return value
-        try:
-            return parse_change(str(value))
-        except ProposalError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 class AccountParam(click.ParamType):
