@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
-from fedledger.chain.params import Phase
+from fedledger.chain.params import Phase, RejectionReason
 from fedledger.chain.rounds import RejectionEntry, Rounds
 from fedledger.storage.ipfs import IpfsClient, IpfsError
 from fedledger.storage.models import fetch_model, global_model_binding
@@ -123,6 +123,10 @@ class Aggregator:
             raise RuntimeError(f"round {round_}: no model computed")  # compute passes previous_model
         cid = self.ipfs.add(outcome.model_bytes, name=f"model-r{round_}.safetensors").cid
         digest = outcome.model_digest
+        # Keep what anyone needs to recompute this round later (`fedledger verify`).
+        for verdict in outcome.verdicts:
+            if verdict.reason != RejectionReason.UNAVAILABLE:
+                self.ipfs.pin(verdict.commit.cid)
         rejections = [
             RejectionEntry(v.commit.trainer, v.reason, v.commit.digest, v.commit.num_samples)
             for v in outcome.rejected
