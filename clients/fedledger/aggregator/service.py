@@ -65,10 +65,15 @@ class Aggregator:
         return str(self.account.address)
 
     def run(self, *, max_rounds: int | None = None, stop: threading.Event | None = None) -> AggregatorStats:
-        """Serves rounds until it has attested `max_rounds` of them (or `stop` is set)."""
+        """Serves rounds until the task has moved `max_rounds` rounds on (or `stop` is set).
+
+        Counting rounds rather than own attestations matters: once the quorum is reached
+        without this aggregator, it never attests that round at all.
+        """
         stop = stop or threading.Event()
+        first_round = self.rounds.current_round()
         while not stop.is_set():
-            if max_rounds is not None and len(self.stats.attested) >= max_rounds:
+            if max_rounds is not None and self.rounds.current_round() >= first_round + max_rounds:
                 break
             # Each poll looks at the chain head: new events (commits closing the window early,
             # finalizations) and passing deadlines both show up as a change of phase.
