@@ -1,0 +1,106 @@
+"""Three aggregators, one dishonest: the honest result finalizes and the dishonest one loses
+stake and earns no fee. Real Anvil, real IPFS daemon, real training (2 trainers, 1 round)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from fedledger.aggregator.round_result import RoundOutcome
+from fedledger.aggregator.service import Aggregator
+from fedledger.chain.params import TOKEN, Phase
+from fedledger.chain.rounds import Rounds
+from fedledger.learning.model import model_spec
+from fedledger.learning.shards import ShardSpec, shard
+from fedledger.learning.train import TrainConfig
+from fedledger.storage.digests import sha256
+from fedledger.storage.ipfs import IpfsClient
+from fedledger.trainer.trainer import Trainer
+from tests.e2e.federation import Federation, run_all, running_federation
+
+STAKE = 1_000 * TOKEN
+
+
+class ForgingAggregator(Aggregator):
+    """Attests a model of its own making: the honest tensors, nudged."""
+
+    def compute(self, round_: int) -> RoundOutcome:
+        honest = super().compute(round_)
+        assert honest.model_bytes is not None
+        forged = honest.model_bytes[:-4] + bytes(4)  # the last float of the last tensor zeroed
+        return RoundOutcome(verdicts=honest.verdicts, model_bytes=forged)
+
+
+class PatientAggregator(Aggregator):
+    """Honest, but attests only after the forger did, so the forgery is on record first."""
+
+    def __init__(self, *, forger: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.forger = forger
+
+    def step(self) -> None:
+        round_ = self.rounds.current_round()
+        if (
+            self.rounds.attestation(round_, self.forger) != bytes(32)
+            or self.rounds.phase(round_) != Phase.AGGREGATION
+        ):
+            super().step()
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    torch.set_num_threads(1)
+    with running_federation(
+        tmp_path_factory.mktemp("dishonest"), trainers=2, aggregator_stakes=[STAKE] * 3
+    ) as fed:
+        forger = fed.aggregators[0].address
+
+        def trainer(index: int):  # type: ignore[no-untyped-def]
+            t = Trainer(
+                ledger=fed.ledger(),
+                ipfs=IpfsClient(fed.ipfs_url),
+                account=fed.trainers[index],
+                data=shard(ShardSpec(index=index, count=2)),
+                spec=model_spec(),
+                train_config=TrainConfig(epochs=1),
+            )
+            return lambda stop: t.run(max_rounds=1, stop=stop)
+
+        def aggregator(index: int):  # type: ignore[no-untyped-def]
+            common = {
+                "ledger": fed.ledger(),
+                "ipfs": IpfsClient(fed.ipfs_url),
+                "account": fed.aggregators[index],
+                "spec": model_spec(),
+            }
+            service = (
+                ForgingAggregator(**common) if index == 0 else PatientAggregator(forger=forger, **common)
+            )
+            return lambda stop: service.run(max_rounds=1, stop=stop)
+
+        run_all([trainer(0), trainer(1), aggregator(0), aggregator(1), aggregator(2)])
+        yield fed
+
+
+def test_honest_result_finalizes(federation: Federation) -> None:
+    rounds = Rounds(federation.ledger())
+    assert rounds.phase(0) == Phase.FINALIZED
+    forger, honest = federation.aggregators[0].address, [a.address for a in federation.aggregators[1:]]
+    result_key = rounds.result(0).result_key
+    assert rounds.attestation(0, forger) not in (bytes(32), result_key)
+    assert [rounds.attestation(0, a) for a in honest] == [result_key, result_key]
+    model = IpfsClient(federation.ipfs_url).cat(rounds.result(0).model_cid, 1 << 20)
+    assert sha256(model) == rounds.result(0).model_digest
+
+
+def test_dishonest_aggregator_slashed_and_unpaid(federation: Federation) -> None:
+    ledger = federation.ledger()
+    rounds = Rounds(ledger)
+    forger, honest = federation.aggregators[0].address, federation.aggregators[1].address
+    # Default aggregator slash: 2,000 bps of its 1,000 FED stake.
+    assert ledger.participant(forger).stake == STAKE - STAKE * 2_000 // 10_000
+    assert ledger.participant(honest).stake == STAKE
+    assert rounds.fees_of(forger) == 0
+    assert rounds.fees_of(honest) == 10 * TOKEN // 2  # the fee split between the two winners
