@@ -117,7 +117,8 @@ def test_compute_round__local_ipfs_down__raises_instead_of_rejecting() -> None:
         )
 
 
-def test_compute_round__unsupported_rule__raises() -> None:
+def test_compute_round__rule_parameters_unusable__raises() -> None:
+    """Multi-Krum needs at least 2f + 3 updates: with one, every aggregator refuses alike."""
     ipfs = FakeIpfs()
     context = RoundContext(**{**CONTEXT.__dict__, "rule": AggregationRule.MULTI_KRUM})
     with pytest.raises(UnsupportedRuleError):

@@ -1,4 +1,4 @@
-"""Exact fixed-point arithmetic for aggregation.
+"""Exact fixed-point arithmetic for aggregation, and exact sums of squares (clipping, Krum).
 
 Several aggregators must produce the same bytes or quorum is impossible, so the arithmetic
 must not depend on the machine, the BLAS, the SIMD width or the summation order. Values are
@@ -38,3 +38,37 @@ def divide_rounded(numerator: Array, denominator: int) -> Array:
         raise ValueError("denominator must be positive")
     magnitude = (np.abs(numerator) * 2 + denominator) // (2 * denominator)
     return np.where(numerator < 0, -magnitude, magnitude)
+
+
+_SPLIT_BITS = 18
+_LOW_MASK = (1 << _SPLIT_BITS) - 1
+_MAX_DIFFERENCE = 1 << 35  # |difference| of two fixed-point values within +-2^14
+_BLOCK = 1 << 20  # columns summed at once: 2^20 products below 2^36 sum below 2^56
+
+
+def exact_sums_of_squares(fixed: Array) -> list[int]:
+    """Exact sum of squares of each row of a 2-D int64 array, as Python ints.
+
+    Entries must satisfy |x| <= 2^35 (a difference of two fixed-point values within +-2^14).
+    """
+    if fixed.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {fixed.shape}")
+    magnitudes = np.abs(fixed.astype(np.int64, copy=False))
+    if magnitudes.size and magnitudes.max() > _MAX_DIFFERENCE:
+        raise ValueError("differences exceed the exact fixed-point range")
+    high = magnitudes >> _SPLIT_BITS
+    low = magnitudes & _LOW_MASK
+    totals = [0] * fixed.shape[0]
+    for start in range(0, fixed.shape[1], _BLOCK):
+        h = high[:, start : start + _BLOCK]
+        lo = low[:, start : start + _BLOCK]
+        high_squares = (h * h).sum(axis=1, dtype=np.int64)
+        cross = (h * lo).sum(axis=1, dtype=np.int64)
+        low_squares = (lo * lo).sum(axis=1, dtype=np.int64)
+        for row in range(len(totals)):
+            totals[row] += (
+                (int(high_squares[row]) << (2 * _SPLIT_BITS))
+                + (int(cross[row]) << (_SPLIT_BITS + 1))
+                + int(low_squares[row])
+            )
+    return totals

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.aggregation.rules import UnsupportedRuleError
 from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
@@ -36,6 +37,7 @@ BENIGN_REVERTS = ("TaskAlreadyAttested", "TaskUnexpectedPhase")
 class AggregatorStats:
     attested: dict[int, str] = field(default_factory=dict)  # round -> model digest hex
     closed: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)  # round -> why it was not attested
 
 
 class Aggregator:
@@ -90,8 +92,16 @@ class Aggregator:
         """Acts on the current round if it needs this aggregator."""
         round_ = self.rounds.current_round()
         phase = self.rounds.synced_phase(round_)
+        if round_ in self.stats.skipped:
+            return
         if phase == Phase.AGGREGATION and self.rounds.attestation(round_, self.address) == bytes(32):
-            self.aggregate_and_attest(round_)
+            try:
+                self.aggregate_and_attest(round_)
+            except UnsupportedRuleError as exc:
+                # Every honest aggregator refuses alike, so the round goes stale and is closed
+                # without a model change; attesting a guess would only get this one slashed.
+                log.error("round %d: not attesting: %s", round_, exc)
+                self.stats.skipped[round_] = str(exc)
         elif phase == Phase.STALE:
             self._close_stale(round_)
 
