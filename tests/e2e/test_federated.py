@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fedledger.aggregator.service import Aggregator
+from fedledger.attacks import DigestMismatch
 from fedledger.audit.verify import verify_round
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
@@ -36,13 +37,6 @@ ROUNDS = 2
 TRAINERS = 3
 AGGREGATORS = 2
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-class DigestLiar(Trainer):
-    """Pins its real update but commits the digest of other bytes."""
-
-    def committed_digest(self, data: bytes) -> bytes:
-        return sha256(data + b"tampered")
 
 
 @dataclass
@@ -117,17 +111,19 @@ def _run_participants(rpc_url: str, ipfs_url: str, deployment: Deployment, accou
             stop.set()
 
     for index, account in enumerate(accounts[1 : 1 + TRAINERS]):
-        kind = DigestLiar if index == TRAINERS - 1 else Trainer
-        trainer = kind(
+        # The last trainer pins its real update but commits the digest of other bytes.
+        liar = index == TRAINERS - 1
+        trainer = Trainer(
             ledger=FedLedger(connect(rpc_url), deployment),
             ipfs=IpfsClient(ipfs_url),
             account=account,
             data=shard(ShardSpec(index=index, count=TRAINERS)),
             spec=model_spec(),
             train_config=TrainConfig(epochs=2, seed=index),
+            attack=DigestMismatch() if liar else None,
         )
         # The liar is slashed below the minimum stake in round 0, so it only ever commits once.
-        limit = 1 if kind is DigestLiar else ROUNDS
+        limit = 1 if liar else ROUNDS
         workers.append(
             threading.Thread(
                 target=guarded, args=(lambda t=trainer, n=limit: t.run(max_rounds=n, stop=stop),)

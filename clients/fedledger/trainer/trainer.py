@@ -5,6 +5,10 @@ on-chain root, train on the local shard, encode the update canonically (bound to
 round, trainer and sample count), pin it, and commit its sha256 and CID. After rounds
 finalize, claim their rewards. Restarted mid-round it asks the chain whether it already
 committed, so it never commits twice (the contract would refuse a second commit anyway).
+
+An optional `Attack` (fedledger.attacks) turns the trainer into a simulated adversary: it may
+poison the data before training, the weights after training, and what is pinned and committed.
+Without one, every step is the honest one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.aggregator.verification import update_binding, verify
 from fedledger.arrays import Array
+from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
 from fedledger.chain.params import Phase, RejectionReason
@@ -31,6 +37,11 @@ from fedledger.storage.models import fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.trainer")
+
+# A copying free rider stops looking for an update to copy this long before the commit deadline.
+COPY_MARGIN_SECONDS = 5.0
+# How long it waits for one peer file (a peer may have committed a CID nobody serves).
+COPY_FETCH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(kw_only=True)
@@ -53,6 +64,7 @@ class Trainer:
         train_config: TrainConfig,
         poll_interval: float = 0.2,
         progress: bool = False,
+        attack: Attack | None = None,
     ) -> None:
         self.ledger = ledger
         self.rounds = Rounds(ledger)
@@ -66,6 +78,12 @@ class Trainer:
         self.model = build_model()
         self.stats = TrainerStats()
         self._warned_inactive = False
+        self._stop = threading.Event()
+        self.attack = (
+            attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
+            if attack is not None
+            else None
+        )
 
     @property
     def address(self) -> str:
@@ -74,6 +92,7 @@ class Trainer:
     def run(self, *, max_rounds: int | None = None, stop: threading.Event | None = None) -> TrainerStats:
         """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims."""
         stop = stop or threading.Event()
+        self._stop = stop
         while not stop.is_set():
             done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
             try:
@@ -98,7 +117,11 @@ class Trainer:
         config = TrainConfig(
             **{**self.train_config.__dict__, "seed": self.train_config.seed * 1_000_003 + round_}
         )
-        result = train_local(self.model, self.data, config, progress=self.progress)
+        data = self.attack.poison_data(self.data, round_) if self.attack else self.data
+        result = train_local(self.model, data, config, progress=self.progress)
+        update = get_weights(self.model)
+        if self.attack:
+            update = self.attack.poison_weights(update, weights, round_)
         binding = Binding(
             kind="update",
             chain_id=self.ledger.chain_id,
@@ -108,15 +131,23 @@ class Trainer:
             trainer=self.address,
             num_samples=result.num_samples,
         )
-        data = encode(get_weights(self.model), binding, self.spec)
-        pinned = self.ipfs.add(data, name=f"update-r{round_}-{self.address}.safetensors")
+        encoded = encode(update, binding, self.spec)
+        submission = (
+            self.attack.tamper_submission(encoded, binding, sha256(encoded))
+            if self.attack
+            else Submission(data=encoded, digest=sha256(encoded))
+        )
+        cid = submission.cid
+        if submission.data is not None:
+            pinned = self.ipfs.add(submission.data, name=f"update-r{round_}-{self.address}.safetensors")
+            cid = cid or pinned.cid
+        if cid is None:
+            raise ValueError("a submission must carry bytes to pin or a CID to commit")
         # Re-check right before sending: a restarted trainer may have committed already.
         if not self._may_commit(round_):
             return False
         try:
-            tx = self.rounds.commit_update(
-                self.account, round_, self.committed_digest(data), pinned.cid, result.num_samples
-            )
+            tx = self.rounds.commit_update(self.account, round_, submission.digest, cid, result.num_samples)
         except ContractRevertError as exc:
             if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase"):
                 log.warning("round %d: commit refused (%s)", round_, exc)
@@ -124,19 +155,16 @@ class Trainer:
             raise
         self.stats.committed_rounds.append(round_)
         log.info(
-            "round %d: committed %s (%d samples, loss %.3f, %d gas, %.1f s)",
+            "round %d: committed %s (%d samples, loss %.3f, %d gas, %.1f s)%s",
             round_,
-            pinned.cid,
+            cid,
             result.num_samples,
             result.mean_loss,
             tx.gas_used,
             time.monotonic() - started,
+            f" under attack {self.attack.name}" if self.attack else "",
         )
         return True
-
-    def committed_digest(self, data: bytes) -> bytes:
-        """What goes on chain for the update bytes `data`: their sha256."""
-        return sha256(data)
 
     def claim_rewards(self) -> None:
         """Claims the reward of every finalized round where this trainer's update was accepted."""
@@ -187,3 +215,44 @@ class Trainer:
             spec=self.spec,
         )
         return fetch_model(self.ipfs, model.cid, model.digest, self.spec, binding)
+
+    def _peer_update(self, round_: int, victim: str | None) -> dict[str, Array] | None:
+        """Another trainer's valid update of `round_` (for a copying free rider), or None.
+
+        Polls the round's commits until one (of `victim`, if named) verifies, giving up shortly
+        before the commit deadline so that the copier can still commit.
+        """
+        give_up = self.rounds.state(round_).commit_deadline - COPY_MARGIN_SECONDS
+        while True:
+            tensors = self._first_valid_peer_update(round_, victim)
+            if tensors is not None or time.time() >= give_up:
+                return tensors
+            if self._stop.wait(self.poll_interval):
+                return None
+
+    def _first_valid_peer_update(self, round_: int, victim: str | None) -> dict[str, Array] | None:
+        def fetch(cid: str, max_bytes: int) -> bytes:
+            return self.ipfs.cat(cid, max_bytes, timeout=COPY_FETCH_TIMEOUT_SECONDS)
+
+        peers = sorted(
+            (
+                c
+                for c in self.rounds.commits(round_)
+                if c.trainer.lower() != self.address.lower()
+                and (victim is None or c.trainer.lower() == victim.lower())
+            ),
+            key=lambda c: c.trainer.lower(),
+        )
+        for peer in peers:
+            binding = update_binding(
+                peer,
+                chain_id=self.ledger.chain_id,
+                task=str(self.ledger.task.address),
+                round_number=round_,
+                spec=self.spec,
+            )
+            verdict = verify(peer, fetch, self.spec, binding)
+            if verdict.tensors is not None:
+                log.info("round %d: copying the update of %s", round_, peer.trainer)
+                return verdict.tensors
+        return None
