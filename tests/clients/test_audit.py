@@ -119,9 +119,16 @@ def finalization(round_: int, digest: bytes) -> Finalization:
     return Finalization(round_, digest, f"cid-r{round_}", 1, 0, 0, 100 + round_, "0x")
 
 
+def model_finalization(ipfs: FakeIpfs, round_: int) -> Finalization:
+    """Round `round_` finalized with a real model file (version round_ + 1) on the fake IPFS."""
+    binding = global_model_binding(chain_id=CHAIN_ID, task=TASK, version=round_ + 1, spec=SPEC)
+    data = encode({"w": np.full(4, 0.01 * (round_ + 1), np.float32)}, binding, SPEC)
+    return Finalization(round_, hashlib.sha256(data).digest(), ipfs.put(data), 1, 0, 0, 100 + round_, "0x")
+
+
 def honest_round(ipfs: FakeIpfs, commits: list[Commit], *, earlier: int = 1) -> FakeReads:
     """A chain whose round ROUND was finalized honestly after `earlier` finalized rounds."""
-    finals = [finalization(r, bytes([r + 1]) * 32) for r in range(earlier)]
+    finals = [model_finalization(ipfs, r) for r in range(earlier)]
     context = RoundContext(
         chain_id=CHAIN_ID,
         task=TASK,

@@ -132,3 +132,60 @@ def test_compute_round__nothing_accepted__previous_model_reencoded_for_the_new_v
     assert outcome.accepted == [] and outcome.model_bytes is not None
     model = decode(outcome.model_bytes, SPEC, model_binding(CONTEXT, SPEC))
     np.testing.assert_array_equal(model["w"], previous["w"])
+
+
+def positioned(commit: Commit, position: int) -> Commit:
+    return Commit(
+        trainer=commit.trainer,
+        digest=commit.digest,
+        cid=commit.cid,
+        num_samples=commit.num_samples,
+        position=position,
+    )
+
+
+def copy_of(ipfs: FakeIpfs, original_value: float, copier: int, position: int) -> Commit:
+    """Trainer `copier` re-encodes tensors equal to another update under its own binding."""
+    return positioned(honest_commit(ipfs, copier, original_value, 10), position)
+
+
+def test_compute_round__copy_of_an_earlier_commit__duplicate_not_aggregated() -> None:
+    ipfs = FakeIpfs()
+    original = positioned(honest_commit(ipfs, 5, 1.0, 10), position=1)  # committed first
+    copier = copy_of(ipfs, 1.0, copier=2, position=2)  # lower address, committed later
+    other = positioned(honest_commit(ipfs, 3, 3.0, 10), position=3)
+    outcome = compute_round([original, copier, other], ipfs.fetch, SPEC, CONTEXT)
+    reasons = {v.commit.trainer: v.reason for v in outcome.verdicts}
+    assert reasons == {
+        trainer(2): RejectionReason.DUPLICATE,
+        trainer(3): RejectionReason.NONE,
+        trainer(5): RejectionReason.NONE,
+    }
+    assert outcome.model_bytes is not None
+    model = decode(outcome.model_bytes, SPEC, model_binding(CONTEXT, SPEC))
+    np.testing.assert_allclose(model["w"], np.full(4, 2.0, np.float32))  # the copy adds no weight
+
+
+def test_compute_round__resubmitted_starting_model__duplicate() -> None:
+    ipfs = FakeIpfs()
+    starting = {"w": np.full(4, 0.5, np.float32)}
+    lazy = positioned(honest_commit(ipfs, 1, 0.5, 10), position=1)
+    worker = positioned(honest_commit(ipfs, 2, 2.0, 10), position=2)
+    outcome = compute_round([lazy, worker], ipfs.fetch, SPEC, CONTEXT, previous_model=lambda: starting)
+    assert [v.reason for v in outcome.verdicts] == [RejectionReason.DUPLICATE, RejectionReason.NONE]
+    assert "starting global model" in outcome.verdicts[0].detail
+
+
+def test_compute_round__multi_krum__unselected_update_rejected_as_outlier() -> None:
+    ipfs = FakeIpfs()
+    honest = [positioned(honest_commit(ipfs, i, 1.0 + 0.01 * i, 10), i) for i in range(1, 5)]
+    attacker = positioned(honest_commit(ipfs, 9, 500.0, 10), 9)
+    context = RoundContext(
+        **{**CONTEXT.__dict__, "rule": AggregationRule.MULTI_KRUM, "rule_param": 1 | (4 << 16)}
+    )
+    outcome = compute_round([*honest, attacker], ipfs.fetch, SPEC, context)
+    assert [v.commit.trainer for v in outcome.rejected] == [trainer(9)]
+    assert outcome.rejected[0].reason == RejectionReason.OUTLIER
+    assert "Krum" in outcome.rejected[0].detail
+    model = decode(outcome.model_bytes or b"", SPEC, model_binding(context, SPEC))
+    assert float(model["w"].max()) < 2.0

@@ -18,6 +18,7 @@ guessing a fallback. Rules are only selected here; each is a pure function in it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fedledger.aggregation.base import WeightedUpdate
 from fedledger.aggregation.fedavg import fedavg
@@ -90,10 +91,20 @@ def describe_rule(rule: AggregationRule | int, param: int) -> str:
     return f"unknown rule {int(rule)}"
 
 
-def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdate]) -> dict[str, Array]:
+@dataclass(frozen=True)
+class Aggregation:
+    """A rule's output: the model, and which updates (by position) it left out as outliers."""
+
+    model: dict[str, Array]
+    excluded: tuple[int, ...] = ()
+
+
+def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdate]) -> Aggregation:
     """Applies `rule` (with its on-chain parameter) to the accepted, weighted updates.
 
-    `updates` must be in trainer-address order: Multi-Krum breaks ties by position.
+    `updates` must be in trainer-address order: Multi-Krum breaks ties by position. Only
+    Multi-Krum excludes updates (those it did not select); the coordinate-wise rules use every
+    update, so they name no outliers.
 
     Raises
     ------
@@ -103,13 +114,14 @@ def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdat
         If the updates themselves are inconsistent (layouts, values, weights).
     """
     if rule == AggregationRule.FEDAVG:
-        return fedavg(updates)
+        return Aggregation(fedavg(updates))
     if rule == AggregationRule.MEDIAN:
-        return coordinate_median([tensors for tensors, _ in updates])
+        return Aggregation(coordinate_median([tensors for tensors, _ in updates]))
     if rule == AggregationRule.TRIMMED_MEAN:
         beta = trim_basis_points(param) / BASIS_POINTS
-        return trimmed_mean([tensors for tensors, _ in updates], beta)
+        return Aggregation(trimmed_mean([tensors for tensors, _ in updates], beta))
     if rule == AggregationRule.MULTI_KRUM:
         f, m = krum_parameters(param, len(updates))
-        return multi_krum(updates, f, m)[0]
+        model, selected = multi_krum(updates, f, m)
+        return Aggregation(model, tuple(i for i in range(len(updates)) if i not in set(selected)))
     raise UnsupportedRuleError(f"aggregation rule {int(rule)} is not implemented by this aggregator")

@@ -27,6 +27,9 @@ class Commit:
     digest: bytes
     cid: str
     num_samples: int
+    # Chain order (block number << 32 | log index): of two identical updates, the earlier
+    # commit is the original and the later one the copy.
+    position: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ from fedledger.attacks.registry import (
     ATTACK_NAMES,
     ATTACKS,
     EXPECTED_REASON,
+    EXPECTED_ROUND_REASON,
     attack_from_name,
     attack_parameters,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ATTACKS",
     "ATTACK_NAMES",
     "EXPECTED_REASON",
+    "EXPECTED_ROUND_REASON",
     "Attack",
     "AttackContext",
     "CopyOther",

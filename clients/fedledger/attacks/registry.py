@@ -71,6 +71,13 @@ EXPECTED_REASON: dict[str, RejectionReason | None] = {
     "wrong-binding": RejectionReason.WRONG_BINDING,
 }
 
+# Attacks whose files verify but which the round's aggregation rejects: copies are recognised
+# only by comparing a round's updates with each other and with the starting model.
+EXPECTED_ROUND_REASON: dict[str, RejectionReason] = {
+    "free-ride-global": RejectionReason.DUPLICATE,
+    "free-ride-copy": RejectionReason.DUPLICATE,
+}
+
 # Set by the trainer when it binds the attack, not by the user.
 _INTERNAL_FIELDS = frozenset({"trainer", "source"})
 

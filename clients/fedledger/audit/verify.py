@@ -223,7 +223,12 @@ def _previous_model(
     )
 
     def load() -> dict[str, Array]:
-        data = ipfs.cat(cid, max_file_size(spec))
+        try:
+            data = ipfs.cat(cid, max_file_size(spec))
+        except IpfsUnavailableError:
+            raise
+        except IpfsError as exc:
+            raise AuditError(f"the model the round started from ({cid}) cannot be fetched: {exc}") from exc
         if sha256(data) != digest:
             raise AuditError(f"the previous global model {cid} does not hash to its on-chain digest")
         return decode(data, spec, binding)

@@ -162,28 +162,12 @@ class Rounds:
 
     def commits(self, round_: int) -> list[Commit]:
         """Every `UpdateCommitted` of `round_`."""
-        return [
-            Commit(
-                trainer=str(log["args"]["trainer"]),
-                digest=bytes(log["args"]["digest"]),
-                cid=str(log["args"]["cid"]),
-                num_samples=int(log["args"]["numSamples"]),
-            )
-            for log in self._logs("UpdateCommitted", {"round": round_})
-        ]
+        return [_commit(log) for log in self._logs("UpdateCommitted", {"round": round_})]
 
     def commits_by(self, trainer: str) -> dict[int, Commit]:
         """The commits of `trainer`, by round."""
         logs = self._logs("UpdateCommitted", {"trainer": _checksum(trainer)})
-        return {
-            int(log["args"]["round"]): Commit(
-                trainer=str(log["args"]["trainer"]),
-                digest=bytes(log["args"]["digest"]),
-                cid=str(log["args"]["cid"]),
-                num_samples=int(log["args"]["numSamples"]),
-            )
-            for log in logs
-        }
+        return {int(log["args"]["round"]): _commit(log) for log in logs}
 
     def finalizations(self) -> list[Finalization]:
         """Every `RoundFinalized`, oldest first."""
@@ -255,6 +239,17 @@ class Rounds:
                 from_block=self.ledger.deployment.block_number, argument_filters=filters or None
             )
         )
+
+
+def _commit(log: Any) -> Commit:
+    """An `UpdateCommitted` log as a `Commit`, with its place in chain order."""
+    return Commit(
+        trainer=str(log["args"]["trainer"]),
+        digest=bytes(log["args"]["digest"]),
+        cid=str(log["args"]["cid"]),
+        num_samples=int(log["args"]["numSamples"]),
+        position=(int(log["blockNumber"]) << 32) | int(log["logIndex"]),
+    )
 
 
 def _checksum(address: str) -> Any:
