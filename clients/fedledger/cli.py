@@ -36,6 +36,25 @@ from fedledger.devnet import anvil
 from fedledger.devnet import ipfs as ipfs_daemon
 
 F = TypeVar("F", bound=Callable[..., Any])
+ATTACK_CHOICES = (
+    "sign-flip",
+    "scaling",
+    "noise",
+    "label-flip",
+    "free-ride-global",
+    "free-ride-zeros",
+    "free-ride-copy",
+    "digest-mismatch",
+    "truncated",
+    "malformed",
+    "pickle",
+    "nan",
+    "wrong-shape",
+    "wrong-dtype",
+    "oversize",
+    "unavailable",
+    "wrong-binding",
+)  # fedledger.attacks.ATTACK_NAMES, spelled out so `--help` needs no torch import
 SUPPORT = {"for": VoteType.FOR, "against": VoteType.AGAINST, "abstain": VoteType.ABSTAIN}
 
 
@@ -517,6 +536,12 @@ def trainer() -> None:
     "--rounds", type=click.IntRange(1), help="stop after committing this many rounds (default: run on)"
 )
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="torch CPU threads")
+@click.option(
+    "--attack", type=click.Choice(ATTACK_CHOICES), help="simulate a dishonest trainer (for experiments)"
+)
+@click.option(
+    "--attack-param", multiple=True, metavar="NAME=VALUE", help="parameter of --attack (repeatable)"
+)
 @click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
@@ -534,6 +559,8 @@ def trainer_run(
     lr: float,
     rounds: int | None,
     threads: int,
+    attack: str | None,
+    attack_param: tuple[str, ...],
     progress: bool,
     verbose: bool,
     rpc_url: str | None,
@@ -542,6 +569,7 @@ def trainer_run(
     """Runs a trainer: each round, train on the local shard, pin the update, commit its digest."""
     import torch
 
+    from fedledger.attacks import attack_from_name
     from fedledger.learning.model import model_spec
     from fedledger.learning.shards import ShardSpec
     from fedledger.learning.shards import shard as load_shard
@@ -562,11 +590,29 @@ def trainer_run(
             epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=data_seed * 1000 + shard[0]
         ),
         progress=progress,
+        attack=_attack(attack, attack_param, attack_from_name),
     )
     stats = runner.run(max_rounds=rounds)
     click.echo(
         json.dumps({"trainer": runner.address, "committed": stats.committed_rounds, "claimed": stats.claimed})
     )
+
+
+def _attack(name: str | None, params: tuple[str, ...], build: Callable[..., Any]) -> Any:
+    if name is None:
+        if params:
+            raise click.UsageError("--attack-param needs --attack")
+        return None
+    values: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--attack-param {item!r} is not NAME=VALUE")
+        values[key.replace("-", "_")] = value
+    try:
+        return build(name, **values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @cli.group()
@@ -625,6 +671,22 @@ def aggregator_run(
     "--governance/--no-governance", default=True, show_default=True, help="pass a proposal before round 0"
 )
 @click.option(
+    "--attackers", type=click.IntRange(0, 49), default=0, show_default=True, help="dishonest trainers"
+)
+@click.option("--attack", type=click.Choice(ATTACK_CHOICES), default="sign-flip", show_default=True)
+@click.option(
+    "--switch-rule",
+    type=click.Choice([r.name.lower() for r in AggregationRule]),
+    help="mid-run governance vote switching the aggregation rule to this one",
+)
+@click.option(
+    "--switch-at",
+    type=click.IntRange(0),
+    default=2,
+    show_default=True,
+    help="start that vote after this round",
+)
+@click.option(
     "--governance-only",
     is_flag=True,
     help="only the contracts and a governance vote (switch the aggregation rule), no training",
@@ -648,6 +710,10 @@ def demo(
     epochs: int,
     data_seed: int,
     governance: bool,
+    attackers: int,
+    attack: str,
+    switch_rule: str | None,
+    switch_at: int,
     governance_only: bool,
     rule: str,
 ) -> None:
@@ -684,7 +750,13 @@ def demo(
         epochs=epochs,
         data_seed=data_seed,
         governance=governance,
+        attackers=attackers,
+        attack=attack,
+        switch_rule=AggregationRule[switch_rule.upper()] if switch_rule else None,
+        switch_at=switch_at,
     )
+    if attackers >= trainers:
+        raise click.UsageError(f"--attackers {attackers} leaves no honest trainer among {trainers}")
     if not run_federated_demo(federated, echo=click.echo).ok:
         raise click.ClickException("the demo finished, but its checks failed (see the summary)")
 

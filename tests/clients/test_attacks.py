@@ -556,3 +556,9 @@ def test_trainer__copy_other_waits_for_a_peer_to_commit(global_weights: dict[str
         global_weights, ipfs, rounds, CopyOther(victim=PEER.upper().replace("0X", "0x"))
     ).train_and_commit(ROUND)
     assert len(polls) == 3 and len(rounds.committed) == 1
+
+
+def test_cli_attack_choices__same_as_the_registry() -> None:
+    from fedledger.cli import ATTACK_CHOICES
+
+    assert tuple(ATTACK_CHOICES) == tuple(ATTACK_NAMES)

@@ -181,6 +181,12 @@ class FedLedger:
         approved = self.approve(account, self.registry.address, amount)
         return approved, self.register(account, role, amount)
 
+    def delegate(self, account: LocalAccount, delegatee: str) -> TxResult:
+        """Delegates `account`'s voting power (its bonded stake) to `delegatee`."""
+        return self.sender.transact(
+            account, self.registry.functions.delegate(_checksum(delegatee)), label=f"delegate to {delegatee}"
+        )
+
     def start(self, account: LocalAccount) -> TxResult:
         """Opens round 0."""
         return self.sender.transact(account, self.task.functions.start(), label="start round 0")

@@ -20,22 +20,25 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
 from torch import nn
 
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
-from fedledger.chain.params import TOKEN, ProposalState, Role, TaskParameter
+from fedledger.chain.deployments import Deployment
+from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, Role, TaskParameter
 from fedledger.chain.proposals import ParameterChange
 from fedledger.chain.rounds import Finalization, Rounds
 from fedledger.chain.rpc import connect
 from fedledger.chain.values import format_token
-from fedledger.demo.run import DemoLog, govern, register_all, show_deployment
+from fedledger.demo.run import DemoLog, GovernanceOutcome, govern, register_all, show_deployment
 from fedledger.devnet import PROFILES, running_devnet
 from fedledger.devnet import ipfs as ipfs_daemon
 from fedledger.devnet.process import log_tail
@@ -73,12 +76,17 @@ class FederatedOptions:
     voting_period: int = 8
     timelock_delay: int = 2
     governance: bool = True
+    attackers: int = 0
+    attack: str = "sign-flip"
+    switch_rule: AggregationRule | None = None
+    switch_at: int = 2
     round_timeout: float = 300.0
 
 
 @dataclass(kw_only=True)
 class RoundRow:
     round: int
+    rule: str
     accepted: int
     rejected: int
     accuracy: float
@@ -103,6 +111,10 @@ class FederatedSummary:
     rewards_claimed: str = "0"
     proposal_state: str = ""
     reward_per_round: str = ""
+    attackers: int = 0
+    attack: str = ""
+    rules: list[str] = field(default_factory=list)
+    switch_state: str = ""
     chain_id: int = 0
     addresses: dict[str, str] = field(default_factory=dict)
     anvil_stopped: bool = False
@@ -119,7 +131,7 @@ def run_federated_demo(options: FederatedOptions, *, echo: Callable[[str], None]
     summary = FederatedSummary(
         trainers=options.trainers, aggregators=options.aggregators, partition=options.partition
     )
-    accounts = 1 + options.trainers + options.aggregators
+    accounts = 2 + options.trainers + options.aggregators  # sponsor, trainers, aggregators, delegate
     devnet = daemon = None
     try:
         log.step("starting Anvil (profile local) and the IPFS daemon")
@@ -138,6 +150,7 @@ def run_federated_demo(options: FederatedOptions, *, echo: Callable[[str], None]
         and summary.ipfs_stopped
         and summary.rounds == options.rounds
         and (not options.governance or summary.proposal_state == ProposalState.EXECUTED.name)
+        and (options.switch_rule is None or summary.switch_state == ProposalState.EXECUTED.name)
     )
     log.step(f"Anvil and IPFS stopped; demo finished in {summary.seconds} s")
     echo(summary.to_json())
@@ -173,8 +186,9 @@ def _run(
     ledger = FedLedger(connect(rpc_url), deployment)
     rounds = Rounds(ledger)
 
-    keys = devnet_accounts(1 + options.trainers + options.aggregators)
-    deployer, trainers, aggregators = keys[0], keys[1 : 1 + options.trainers], keys[1 + options.trainers :]
+    keys = devnet_accounts(2 + options.trainers + options.aggregators)
+    deployer, trainers = keys[0], keys[1 : 1 + options.trainers]
+    aggregators, delegate = keys[1 + options.trainers : -1], keys[-1]
     params = deployment.parameters
     register_all(ledger, log, deployer, trainers, Role.TRAINER, int(params["min_trainer_stake"]))
     register_all(ledger, log, deployer, aggregators, Role.AGGREGATOR, int(params["min_aggregator_stake"]))
@@ -193,13 +207,27 @@ def _run(
         )
         summary.proposal_state = outcome.state.name
     summary.reward_per_round = format_token(ledger.task_parameter(TaskParameter.REWARD_PER_ROUND))
+    if options.switch_rule is not None:
+        # Training processes send from the participants' keys; the mid-run vote comes from a
+        # delegate holding their delegated stake, so no two processes share an account.
+        log.step(f"every participant delegates its votes to {delegate.address} for the mid-run vote")
+        for account in trainers + aggregators:
+            ledger.delegate(account, delegate.address)
+    summary.attackers, summary.attack = options.attackers, options.attack if options.attackers else ""
+    if options.attackers:
+        log.info(f"the last {options.attackers} trainers run the attack {options.attack!r}")
 
     log.step("opening round 0")
     log.tx(ledger.start(deployer), "start()")
     log.step(f"starting {options.aggregators} aggregator and {options.trainers} trainer processes")
+    switch = (
+        RuleSwitch(options, rpc_url, deployment, delegate, log) if options.switch_rule is not None else None
+    )
     with _services(options, rpc_url, ipfs_url, len(trainers), len(aggregators)) as processes:
-        _watch(options, rounds, ipfs, test_set, processes, log, summary)
+        _watch(options, rounds, ipfs, test_set, processes, log, summary, switch)
         _wait_for_exit(processes, timeout=120)
+    if switch is not None:
+        summary.switch_state = switch.finish()
     claimed = sum(
         int(log_["args"]["amount"])
         for log_ in ledger.task.events.RewardClaimed().get_logs(from_block=deployment.block_number)
@@ -231,6 +259,54 @@ def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_has
         "--reward-pool",
         str(100_000 * TOKEN),
     ]
+
+
+class RuleSwitch:
+    """The mid-run governance vote: switch the aggregation rule while training goes on.
+
+    Runs in a thread with its own chain client, from the delegate's account (which no
+    training process uses); rounds opened after execution use the new rule.
+    """
+
+    def __init__(
+        self,
+        options: FederatedOptions,
+        rpc_url: str,
+        deployment: Deployment,
+        delegate: LocalAccount,
+        log: DemoLog,
+    ) -> None:
+        assert options.switch_rule is not None
+        self.rule = options.switch_rule
+        self.rpc_url, self.deployment, self.delegate, self.log = rpc_url, deployment, delegate, log
+        self.thread: threading.Thread | None = None
+        self.outcome: GovernanceOutcome | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="rule-switch", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            ledger = FedLedger(connect(self.rpc_url), self.deployment)
+            change = ParameterChange("task", TaskParameter.AGGREGATION_RULE, int(self.rule))
+            description = f"Switch aggregation to {self.rule.name.lower()}: updates look poisoned"
+            self.outcome = govern(
+                ledger, self.log, change, description, self.delegate, [self.delegate], self.delegate
+            )
+        except BaseException as exc:  # reported by finish() in the main thread
+            self.error = exc
+
+    def finish(self, timeout: float = 120.0) -> str:
+        """Waits for the vote to end; its final proposal state (or why it failed)."""
+        if self.thread is None:
+            return "NOT_STARTED"
+        self.thread.join(timeout)
+        if self.error is not None:
+            return f"FAILED: {self.error}"
+        return self.outcome.state.name if self.outcome else "UNFINISHED"
 
 
 @dataclass
@@ -278,6 +354,8 @@ def _services(
             "--epochs",
             str(options.epochs),
         ]
+        if index >= trainers - options.attackers:
+            shard += ["--attack", options.attack]
         commands.append(
             (
                 f"trainer-{index + 1}",
@@ -328,6 +406,7 @@ def _watch(
     processes: list[Process],
     log: DemoLog,
     summary: FederatedSummary,
+    switch: RuleSwitch | None = None,
 ) -> None:
     """Prints a row per finalized round until `options.rounds` rounds are final."""
     spec = model_spec()
@@ -335,7 +414,7 @@ def _watch(
     seen = 0
     deadline = time.monotonic() + options.round_timeout
     log.echo(
-        f"{'round':>5} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'attest gas':>10} {'wall s':>7}"
+        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'attest gas':>10} {'wall s':>7}"
     )
     commit_gas: list[int] = []
     attest_gas: list[int] = []
@@ -348,9 +427,12 @@ def _watch(
             commit_gas += row.commit_gas
             attest_gas += row.attest_gas
             summary.accuracy.append(row.accuracy)
+            summary.rules.append(row.rule)
+            if switch is not None and final.round >= options.switch_at:
+                switch.start()
             summary.rejected += row.rejected
             log.echo(
-                f"{row.round:>5} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
+                f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
                 f"{_median(row.commit_gas):>10,} {_median(row.attest_gas):>10,} {row.seconds:>7}"
             )
         if time.monotonic() > deadline:
@@ -381,6 +463,7 @@ def _row(
     set_weights(model, fetch_model(ipfs, final.model_cid, final.model_digest, spec, binding))
     return RoundRow(
         round=final.round,
+        rule=rounds.config(final.round).aggregation_rule.name.lower(),
         accepted=final.accepted,
         rejected=final.rejected,
         accuracy=round(evaluate(model, test_set), 4),

@@ -78,6 +78,7 @@ class Trainer:
         self.model = build_model()
         self.stats = TrainerStats()
         self._warned_inactive = False
+        self.deactivated = False
         self._stop = threading.Event()
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
@@ -104,7 +105,11 @@ class Trainer:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
                 log.warning("%s; retrying", exc)
                 stop.wait(min(5.0, self.poll_interval * 10))
-            if done and self._all_settled():
+            if (done or self.deactivated) and self._all_settled():
+                if self.deactivated:
+                    log.warning(
+                        "no longer an active trainer (stake below the minimum after a slash); stopping"
+                    )
                 break
             stop.wait(self.poll_interval)
         return self.stats
@@ -187,10 +192,11 @@ class Trainer:
             return False
         since = self.rounds.trainer_active_since(self.address)
         if since == 0:
-            if not self._warned_inactive:
-                log.warning(
-                    "not an active trainer (unregistered, or slashed below the minimum stake); waiting"
-                )
+            if self.stats.committed_rounds:
+                # It was active and no longer is: slashed below the minimum stake (or unstaked).
+                self.deactivated = True
+            elif not self._warned_inactive:
+                log.warning("not an active trainer (not registered, or stake below the minimum); waiting")
                 self._warned_inactive = True
             return False
         self._warned_inactive = False
