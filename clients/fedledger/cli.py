@@ -34,6 +34,7 @@ from fedledger.chain.params import AggregationRule, VoteType
 from fedledger.chain.proposals import parameter_names
 from fedledger.devnet import anvil
 from fedledger.devnet import ipfs as ipfs_daemon
+from fedledger.storage.ipfs import IpfsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 ATTACK_CHOICES = (
@@ -113,7 +114,13 @@ def friendly_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (FedledgerError, anvil.DevnetError, ipfs_daemon.IpfsDaemonError, FileNotFoundError) as exc:
+        except (
+            FedledgerError,
+            anvil.DevnetError,
+            ipfs_daemon.IpfsDaemonError,
+            IpfsError,
+            FileNotFoundError,
+        ) as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -788,7 +795,6 @@ def audit_status(
     """Shows the federation: current round, global model, finalized rounds, participants, parameters."""
     from fedledger.audit.status import federation_status, mnist_evaluator, render_status, status_to_json
     from fedledger.chain.contracts import FedLedger
-    from fedledger.storage.ipfs import IpfsError
 
     ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
     ipfs, evaluator, spec = None, None, None
@@ -796,10 +802,7 @@ def audit_status(
         from fedledger.learning.model import model_spec
 
         ipfs, evaluator, spec = _audit_ipfs(obj, ipfs_api), mnist_evaluator(data_seed), model_spec()
-    try:
-        report = federation_status(ledger, evaluate_accuracy=evaluator, ipfs=ipfs, spec=spec)
-    except IpfsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = federation_status(ledger, evaluate_accuracy=evaluator, ipfs=ipfs, spec=spec)
     click.echo(json.dumps(status_to_json(report), indent=2) if as_json else render_status(report))
 
 
@@ -819,14 +822,10 @@ def audit_verify(
     from fedledger.audit.verify import render_verify, verify_round, verify_to_json
     from fedledger.chain.contracts import FedLedger
     from fedledger.learning.model import model_spec
-    from fedledger.storage.ipfs import IpfsError
 
     ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
     ipfs = _audit_ipfs(obj, ipfs_api)
-    try:
-        report = verify_round(ledger, ipfs, round_, model_spec(), workers=workers)
-    except IpfsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = verify_round(ledger, ipfs, round_, model_spec(), workers=workers)
     click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))
     if not report.matches:
         sys.exit(1)

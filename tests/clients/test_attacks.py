@@ -4,7 +4,6 @@ seeded attacks are reproducible; the trainer applies the hooks (and nothing else
 
 from __future__ import annotations
 
-import hashlib
 import pickletools
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from eth_account import Account
+from fakes import FakeIpfs
 
 from fedledger.aggregator.verification import Commit, Verdict, update_binding, verify
 from fedledger.arrays import Array
@@ -37,14 +37,13 @@ from fedledger.attacks import (
     attack_from_name,
     attack_parameters,
 )
-from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
+from fedledger.chain.cid import cid_v1_raw
 from fedledger.chain.params import RejectionReason
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.train import TrainConfig, train_local
 from fedledger.storage.codec import MAX_ABS_VALUE, Binding, decode, encode
 from fedledger.storage.digests import sha256
-from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, Pinned
 from fedledger.trainer.trainer import Trainer
 
 SPEC = model_spec()
@@ -58,31 +57,6 @@ PEER = "0x" + "22" * 20
 
 PROTOCOL_ATTACKS = [name for name in ATTACK_NAMES if EXPECTED_REASON[name] is not None]
 STATISTICAL_ATTACKS = [name for name in ATTACK_NAMES if EXPECTED_REASON[name] is None]
-
-
-class FakeIpfs:
-    """Content by CID, with the daemon's bounded read; also serves as the trainer's client."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> str:
-        cid = cid_v1_raw(data) if len(data) <= RAW_BLOCK_LIMIT else "dag-" + hashlib.sha256(data).hexdigest()
-        self.files[cid] = data
-        return cid
-
-    def add(self, data: bytes, name: str = "file") -> Pinned:
-        return Pinned(cid=self.put(data), size=len(data))
-
-    def fetch(self, cid: str, max_bytes: int) -> bytes:
-        if cid not in self.files:
-            raise ContentUnavailableError(cid)
-        if len(self.files[cid]) > max_bytes:
-            raise ContentTooLargeError(f"{cid}: more than {max_bytes} bytes")
-        return self.files[cid]
-
-    def cat(self, cid: str, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.fetch(cid, max_bytes)
 
 
 def binding_of(trainer: str = TRAINER, round_: int = ROUND, samples: int = SAMPLES) -> Binding:

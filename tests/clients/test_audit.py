@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakes import FakeIpfs
 
 from fedledger.aggregator.round_result import RoundContext, compute_round
 from fedledger.aggregator.verification import Commit, update_binding
@@ -37,7 +38,6 @@ from fedledger.chain.params import TOKEN, AggregationRule, Phase, RejectionReaso
 from fedledger.chain.rounds import Finalization, RoundConfig, RoundResult
 from fedledger.cli import cli
 from fedledger.storage.codec import encode
-from fedledger.storage.ipfs import ContentUnavailableError
 from fedledger.storage.models import global_model_binding
 from fedledger.storage.schema import ModelSpec, TensorSpec
 
@@ -47,23 +47,6 @@ TASK = "0x" + "11" * 20
 INITIAL = hashlib.sha256(b"initial model").digest()
 ROUND = 2
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class FakeIpfs:
-    """`cat` over a dict; unknown CIDs are unavailable, like a daemon that cannot find them."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> str:
-        cid = "cid-" + hashlib.sha256(data).hexdigest()[:16]
-        self.files[cid] = data
-        return cid
-
-    def cat(self, cid: str, max_bytes: int) -> bytes:
-        if cid not in self.files:
-            raise ContentUnavailableError(f"{cid}: not found")
-        return self.files[cid]
 
 
 @dataclass

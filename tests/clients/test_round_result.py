@@ -6,13 +6,14 @@ import hashlib
 
 import numpy as np
 import pytest
+from fakes import FakeIpfs
 
 from fedledger.aggregation.rules import UnsupportedRuleError
 from fedledger.aggregator.round_result import RoundContext, compute_round, model_binding
 from fedledger.aggregator.verification import Commit, update_binding
 from fedledger.chain.params import AggregationRule, RejectionReason
 from fedledger.storage.codec import decode, encode
-from fedledger.storage.ipfs import ContentUnavailableError, IpfsUnavailableError
+from fedledger.storage.ipfs import IpfsUnavailableError
 from fedledger.storage.schema import ModelSpec, TensorSpec
 
 SPEC = ModelSpec("tiny", (TensorSpec("w", (4,)),))
@@ -25,21 +26,6 @@ CONTEXT = RoundContext(
     rule=AggregationRule.FEDAVG,
     rule_param=0,
 )
-
-
-class FakeIpfs:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> str:
-        cid = "cid-" + hashlib.sha256(data).hexdigest()[:16]
-        self.files[cid] = data
-        return cid
-
-    def fetch(self, cid: str, max_bytes: int) -> bytes:
-        if cid not in self.files:
-            raise ContentUnavailableError(cid)
-        return self.files[cid]
 
 
 def trainer(i: int) -> str:

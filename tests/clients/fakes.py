@@ -1,0 +1,33 @@
+"""Test doubles shared by the client unit tests."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
+from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, Pinned
+
+
+class FakeIpfs:
+    """Content by CID, with the daemon's bounded read; also serves as the trainer's client."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> str:
+        cid = cid_v1_raw(data) if len(data) <= RAW_BLOCK_LIMIT else "dag-" + hashlib.sha256(data).hexdigest()
+        self.files[cid] = data
+        return cid
+
+    def add(self, data: bytes, name: str = "file") -> Pinned:
+        return Pinned(cid=self.put(data), size=len(data))
+
+    def fetch(self, cid: str, max_bytes: int) -> bytes:
+        if cid not in self.files:
+            raise ContentUnavailableError(cid)
+        if len(self.files[cid]) > max_bytes:
+            raise ContentTooLargeError(f"{cid}: more than {max_bytes} bytes")
+        return self.files[cid]
+
+    def cat(self, cid: str, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.fetch(cid, max_bytes)
