@@ -85,6 +85,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         _setParameter(Parameter.OutlierSlashBps, initial.outlierSlashBps);
         _setParameter(Parameter.AggregatorSlashBps, initial.aggregatorSlashBps);
         _setParameter(Parameter.QuorumBps, initial.quorumBps);
+        _setParameter(Parameter.ClipNorm, initial.clipNorm);
     }
 
     // ---------------------------------------------------------------- modifiers
@@ -368,7 +369,8 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
             trainerSlashBps: uint16(_parameters[Parameter.TrainerSlashBps]),
             outlierSlashBps: uint16(_parameters[Parameter.OutlierSlashBps]),
             aggregatorSlashBps: uint16(_parameters[Parameter.AggregatorSlashBps]),
-            aggregationRule: AggregationRule(_parameters[Parameter.AggregationRule])
+            aggregationRule: AggregationRule(_parameters[Parameter.AggregationRule]),
+            clipNorm: uint64(_parameters[Parameter.ClipNorm])
         });
         emit RoundOpened(round, commitDeadline, aggregationDeadline, expected);
     }
@@ -500,7 +502,9 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         }
         if (parameter_ == Parameter.MinUpdates) return value != 0 && value <= type(uint24).max;
         if (parameter_ == Parameter.AggregationRule) return value <= uint256(type(AggregationRule).max);
-        if (parameter_ == Parameter.AggregationParam) return value <= type(uint64).max;
+        if (parameter_ == Parameter.AggregationParam || parameter_ == Parameter.ClipNorm) {
+            return value <= type(uint64).max;
+        }
         if (parameter_ == Parameter.RewardPerRound || parameter_ == Parameter.AggregatorFee) {
             return value <= type(uint128).max;
         }

@@ -57,6 +57,7 @@ HELP = {
     "outlier_slash_bps": "basis points of stake slashed for an outlier update",
     "aggregator_slash_bps": "basis points slashed from aggregators that attested another result",
     "quorum_bps": "basis points of aggregator stake that finalize a round",
+    "clip_norm": "L2 bound on each update's change, in millionths (1000000 = 1.0); 0: no clipping",
 }
 MODEL_FIELDS = {"initial_model_digest", "initial_model_cid", "model_spec_hash", "task"}
 

@@ -46,7 +46,9 @@ interface IFederatedTask {
         MultiKrum
     }
 
-    /// @notice Parameters that only governance (the timelock) may change.
+    /// @notice Parameters that only governance (the timelock) may change. `ClipNorm` bounds
+    /// the L2 norm of each update's change to the round's starting model, in millionths
+    /// (1,000,000 = 1.0); 0 disables clipping. Aggregators clip before applying the rule.
     enum Parameter {
         CommitWindow,
         AggregationWindow,
@@ -59,7 +61,8 @@ interface IFederatedTask {
         TrainerSlashBps,
         OutlierSlashBps,
         AggregatorSlashBps,
-        QuorumBps
+        QuorumBps,
+        ClipNorm
     }
 
     /// @notice A round's moving state, packed in one slot so a commit touches one slot of it.
@@ -86,6 +89,7 @@ interface IFederatedTask {
         uint16 outlierSlashBps;
         uint16 aggregatorSlashBps;
         AggregationRule aggregationRule;
+        uint64 clipNorm;
     }
 
     /// @notice What a finalized round produced.
@@ -128,6 +132,7 @@ interface IFederatedTask {
         uint256 outlierSlashBps;
         uint256 aggregatorSlashBps;
         uint256 quorumBps;
+        uint256 clipNorm;
     }
 
     // ---------------------------------------------------------------- errors

@@ -72,7 +72,7 @@ class FakeReads:
         return RoundState(0, 0, 0, 0, 0, RoundStatus.FINALIZED, self.sample_cap, 0)
 
     def config(self, round_: int) -> RoundConfig:
-        return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, self.rule)
+        return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, self.rule, 0)
 
     def result(self, round_: int) -> RoundResult:
         return self.results[round_]

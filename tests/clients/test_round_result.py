@@ -175,3 +175,24 @@ def test_compute_round__multi_krum__unselected_update_rejected_as_outlier() -> N
     assert "Krum" in outcome.rejected[0].detail
     model = decode(outcome.model_bytes or b"", SPEC, model_binding(context, SPEC))
     assert float(model["w"].max()) < 2.0
+
+
+def test_compute_round__clip_norm__bounds_each_update_before_the_rule() -> None:
+    ipfs = FakeIpfs()
+    starting = {"w": np.zeros(4, np.float32)}
+    small = positioned(honest_commit(ipfs, 1, 0.1, 10), 1)  # ||change|| = 0.2: untouched
+    huge = positioned(honest_commit(ipfs, 2, 50.0, 10), 2)  # ||change|| = 100: clipped to 1
+    context = RoundContext(**{**CONTEXT.__dict__, "clip_norm": 1.0})
+    outcome = compute_round([small, huge], ipfs.fetch, SPEC, context, previous_model=lambda: starting)
+    model = decode(outcome.model_bytes or b"", SPEC, model_binding(context, SPEC))
+    # The mean of 0.1 and the clipped 0.5 per coordinate (norm 1 over 4 coordinates).
+    np.testing.assert_allclose(model["w"], np.full(4, 0.3, np.float32), atol=1e-5)
+    unclipped = compute_round([small, huge], ipfs.fetch, SPEC, CONTEXT, previous_model=lambda: starting)
+    assert decode(unclipped.model_bytes or b"", SPEC, model_binding(CONTEXT, SPEC))["w"][0] > 20
+
+
+def test_compute_round__clip_norm_without_starting_model__refused() -> None:
+    ipfs = FakeIpfs()
+    context = RoundContext(**{**CONTEXT.__dict__, "clip_norm": 1.0})
+    with pytest.raises(UnsupportedRuleError, match="started from"):
+        compute_round([honest_commit(ipfs, 1, 0.1, 10)], ipfs.fetch, SPEC, context)

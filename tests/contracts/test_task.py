@@ -1005,6 +1005,8 @@ VALID_PARAMETERS = [
     (TaskParameter.AGGREGATOR_SLASH_BPS, 0),
     (TaskParameter.QUORUM_BPS, 5_001),
     (TaskParameter.QUORUM_BPS, 10_000),
+    (TaskParameter.CLIP_NORM, 0),
+    (TaskParameter.CLIP_NORM, UINT64_MAX),
 ]
 
 INVALID_PARAMETERS = [
@@ -1027,6 +1029,7 @@ INVALID_PARAMETERS = [
     (TaskParameter.AGGREGATOR_SLASH_BPS, 10_001),
     (TaskParameter.QUORUM_BPS, 5_000),  # a strict majority is needed
     (TaskParameter.QUORUM_BPS, 10_001),
+    (TaskParameter.CLIP_NORM, UINT64_MAX + 1),
 ]
 
 
@@ -1092,6 +1095,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
         (TaskParameter.AGGREGATION_RULE, 2),
         (TaskParameter.QUORUM_BPS, 6_000),
         (TaskParameter.TRAINER_SLASH_BPS, 5_000),
+        (TaskParameter.CLIP_NORM, 2_500_000),
     ]:
         task.setParameter(parameter, value, sender=timelock_signer)
 
@@ -1108,6 +1112,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
         0,
         6_667,
     )
+    assert config.clipNorm == 0
     bad = trainers[0]
     rejections = [rejection(bad, RejectionReason.MALFORMED, uneven_updates[bad])]
     tx = run_round(chain, task, uneven_updates, aggregators, model, rejections)
@@ -1130,6 +1135,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
     )
     assert (config.rewardPerRound, config.aggregatorFee, config.minUpdates) == (50 * TOKEN, 4 * TOKEN, 3)
     assert (config.aggregationRule, config.quorumBps, config.trainerSlashBps) == (2, 6_000, 5_000)
+    assert config.clipNorm == 2_500_000
 
 
 # ---------------------------------------------------------------- funding and registry hook

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fedledger.aggregation.rules import aggregate, describe_rule
+from fedledger.aggregation.clipping import clip_update
+from fedledger.aggregation.rules import UnsupportedRuleError, aggregate, describe_rule
 from fedledger.aggregator.verification import Commit, Fetch, Verdict, update_binding, verify
 from fedledger.arrays import Array
 from fedledger.chain.params import AggregationRule, RejectionReason
@@ -37,6 +38,7 @@ class RoundContext:
     sample_cap: int
     rule: AggregationRule
     rule_param: int
+    clip_norm: float = 0.0  # L2 bound on each update's change to the starting model; 0: off
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +100,10 @@ def compute_round(
     verdicts = _reject_duplicates(verdicts, starting)
     accepted = [(v, v.tensors) for v in verdicts if v.tensors is not None]
     if accepted:
-        weighted = [(tensors, min(v.commit.num_samples, context.sample_cap)) for v, tensors in accepted]
+        weighted = [
+            (_clipped(tensors, starting, context.clip_norm), min(v.commit.num_samples, context.sample_cap))
+            for v, tensors in accepted
+        ]
         result = aggregate(context.rule, context.rule_param, weighted)
         verdicts = _reject(
             verdicts,
@@ -112,6 +117,17 @@ def compute_round(
     else:
         return RoundOutcome(verdicts=verdicts, model_bytes=None)
     return RoundOutcome(verdicts=verdicts, model_bytes=encode(model, model_binding(context, spec), spec))
+
+
+def _clipped(
+    tensors: dict[str, Array], starting: Mapping[str, Array] | None, clip_norm: float
+) -> dict[str, Array]:
+    """The update with its change to the starting model clipped to `clip_norm` (if set)."""
+    if clip_norm <= 0:
+        return tensors
+    if starting is None:
+        raise UnsupportedRuleError("norm clipping needs the model the round started from")
+    return clip_update(tensors, starting, clip_norm)
 
 
 def fingerprint(tensors: Mapping[str, Array]) -> bytes:

@@ -21,7 +21,7 @@ from fedledger.aggregation.rules import UnsupportedRuleError
 from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
-from fedledger.chain.params import Phase, RejectionReason
+from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
 from fedledger.chain.rounds import RejectionEntry, Rounds
 from fedledger.storage.ipfs import IpfsClient, IpfsError
 from fedledger.storage.models import fetch_model, global_model_binding
@@ -118,6 +118,7 @@ class Aggregator:
             sample_cap=state.sample_cap,
             rule=config.aggregation_rule,
             rule_param=config.aggregation_param,
+            clip_norm=config.clip_norm / CLIP_NORM_UNIT,
         )
         binding = global_model_binding(
             chain_id=self.ledger.chain_id, task=context.task, version=current.version, spec=self.spec

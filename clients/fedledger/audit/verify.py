@@ -24,7 +24,7 @@ from fedledger.aggregator.verification import Commit
 from fedledger.arrays import Array
 from fedledger.chain.contracts import FedLedger, RoundState
 from fedledger.chain.errors import FedledgerError
-from fedledger.chain.params import Phase, RejectionReason
+from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
 from fedledger.chain.rounds import Finalization, RoundConfig, RoundResult, Rounds
 from fedledger.storage.codec import decode, max_file_size
 from fedledger.storage.digests import from_hex, sha256, to_hex
@@ -255,6 +255,7 @@ def _recompute(
         sample_cap=reads.state(round_).sample_cap,
         rule=config.aggregation_rule,
         rule_param=config.aggregation_param,
+        clip_norm=config.clip_norm / CLIP_NORM_UNIT,
     )
     try:
         return compute_round(reads.commits(round_), ipfs.cat, spec, context, workers, previous_model)

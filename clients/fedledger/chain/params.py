@@ -67,6 +67,9 @@ class AggregationRule(IntEnum):
     MULTI_KRUM = 3
 
 
+CLIP_NORM_UNIT = 1_000_000  # on-chain ClipNorm is in millionths
+
+
 class TaskParameter(IntEnum):
     """`IFederatedTask.Parameter`."""
 
@@ -82,6 +85,7 @@ class TaskParameter(IntEnum):
     OUTLIER_SLASH_BPS = 9
     AGGREGATOR_SLASH_BPS = 10
     QUORUM_BPS = 11
+    CLIP_NORM = 12
 
 
 class ProposalState(IntEnum):
@@ -122,6 +126,7 @@ class TaskParameters:
     aggregator_slash_bps: int = 2_000
     # Two of three equal aggregators: 2/3 is 6,666.7 bps, so 6,667 would need all three.
     quorum_bps: int = 6_666
+    clip_norm: int = 0  # millionths of the L2 norm bound on each update's change; 0: no clipping
 
     def as_tuple(self) -> tuple[int, ...]:
         """The struct in ABI order, for the task's constructor."""

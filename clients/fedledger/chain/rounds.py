@@ -39,6 +39,7 @@ class RoundConfig:
     outlier_slash_bps: int
     aggregator_slash_bps: int
     aggregation_rule: AggregationRule
+    clip_norm: int  # millionths; 0: no clipping
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,9 @@ class Rounds:
         return self.ledger.global_model()
 
     def config(self, round_: int) -> RoundConfig:
-        reward, fee, param, min_updates, quorum, trainer_bps, outlier_bps, aggregator_bps, rule = self.call(
-            self.task.functions.roundConfig(round_)
-        )
+        values = self.call(self.task.functions.roundConfig(round_))
+        reward, fee, param, min_updates, quorum, trainer_bps, outlier_bps, aggregator_bps, rule, clip = values
+
         return RoundConfig(
             reward_per_round=int(reward),
             aggregator_fee=int(fee),
@@ -116,6 +117,7 @@ class Rounds:
             outlier_slash_bps=int(outlier_bps),
             aggregator_slash_bps=int(aggregator_bps),
             aggregation_rule=AggregationRule(rule),
+            clip_norm=int(clip),
         )
 
     def result(self, round_: int) -> RoundResult:
