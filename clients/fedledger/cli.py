@@ -680,7 +680,13 @@ def aggregator_run(
 @click.option(
     "--attackers", type=click.IntRange(0, 49), default=0, show_default=True, help="dishonest trainers"
 )
-@click.option("--attack", type=click.Choice(ATTACK_CHOICES), default="sign-flip", show_default=True)
+@click.option(
+    "--attack",
+    "attacks",
+    type=click.Choice(ATTACK_CHOICES),
+    multiple=True,
+    help="attack of the attackers; repeat to give them different ones in turn  [default: sign-flip]",
+)
 @click.option(
     "--switch-rule",
     type=click.Choice([r.name.lower() for r in AggregationRule]),
@@ -692,6 +698,13 @@ def aggregator_run(
     default=2,
     show_default=True,
     help="start that vote after this round",
+)
+@click.option(
+    "--voting-period",
+    type=click.IntRange(1, 3600),
+    default=8,
+    show_default=True,
+    help="seconds a vote stays open",
 )
 @click.option(
     "--governance-only",
@@ -718,9 +731,10 @@ def demo(
     data_seed: int,
     governance: bool,
     attackers: int,
-    attack: str,
+    attacks: tuple[str, ...],
     switch_rule: str | None,
     switch_at: int,
+    voting_period: int,
     governance_only: bool,
     rule: str,
 ) -> None:
@@ -758,9 +772,10 @@ def demo(
         data_seed=data_seed,
         governance=governance,
         attackers=attackers,
-        attack=attack,
+        attacks=attacks or ("sign-flip",),
         switch_rule=AggregationRule[switch_rule.upper()] if switch_rule else None,
         switch_at=switch_at,
+        voting_period=voting_period,
     )
     if attackers >= trainers:
         raise click.UsageError(f"--attackers {attackers} leaves no honest trainer among {trainers}")

@@ -77,7 +77,7 @@ class FederatedOptions:
     timelock_delay: int = 2
     governance: bool = True
     attackers: int = 0
-    attack: str = "sign-flip"
+    attacks: tuple[str, ...] = ("sign-flip",)  # assigned to the attackers in turn
     switch_rule: AggregationRule | None = None
     switch_at: int = 2
     round_timeout: float = 300.0
@@ -112,7 +112,9 @@ class FederatedSummary:
     proposal_state: str = ""
     reward_per_round: str = ""
     attackers: int = 0
-    attack: str = ""
+    attacks: list[str] = field(default_factory=list)  # per attacker
+    slashed_trainers: list[str] = field(default_factory=list)
+    slashed: str = "0"
     rules: list[str] = field(default_factory=list)
     switch_state: str = ""
     chain_id: int = 0
@@ -213,9 +215,10 @@ def _run(
         log.step(f"every participant delegates its votes to {delegate.address} for the mid-run vote")
         for account in trainers + aggregators:
             ledger.delegate(account, delegate.address)
-    summary.attackers, summary.attack = options.attackers, options.attack if options.attackers else ""
-    if options.attackers:
-        log.info(f"the last {options.attackers} trainers run the attack {options.attack!r}")
+    summary.attackers = options.attackers
+    summary.attacks = [_attack_of(options, i) for i in range(options.attackers)]
+    for number, attack in enumerate(summary.attacks, start=options.trainers - options.attackers + 1):
+        log.info(f"trainer {number} runs the attack {attack!r}")
 
     log.step("opening round 0")
     log.tx(ledger.start(deployer), "start()")
@@ -233,9 +236,18 @@ def _run(
         for log_ in ledger.task.events.RewardClaimed().get_logs(from_block=deployment.block_number)
     )
     summary.rewards_claimed = format_token(claimed)
+    slashes = ledger.registry.events.Slashed().get_logs(from_block=deployment.block_number)
+    summary.slashed_trainers = sorted({str(e["args"]["account"]) for e in slashes})
+    summary.slashed = format_token(sum(int(e["args"]["amount"]) for e in slashes))
+    if slashes:
+        log.info(f"slashed: {summary.slashed} from {len(summary.slashed_trainers)} account(s)")
     log.info(
         f"rewards claimed by trainers: {summary.rewards_claimed} (reward per round {summary.reward_per_round})"
     )
+
+
+def _attack_of(options: FederatedOptions, attacker: int) -> str:
+    return options.attacks[attacker % len(options.attacks)]
 
 
 def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_hash: bytes) -> list[str]:
@@ -355,7 +367,7 @@ def _services(
             str(options.epochs),
         ]
         if index >= trainers - options.attackers:
-            shard += ["--attack", options.attack]
+            shard += ["--attack", _attack_of(options, index - (trainers - options.attackers))]
         commands.append(
             (
                 f"trainer-{index + 1}",
