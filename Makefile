@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint test test-contracts gas demo clean
+.PHONY: setup compile abi lint test test-contracts gas demo clean robustness
 
 setup:
 	@tools/setup.sh
@@ -18,8 +18,8 @@ abi: compile
 	python tools/export_abi.py
 
 lint: setup
-	ruff check clients scripts tests tools
-	ruff format --check clients scripts tests tools
+	ruff check clients scripts tests tools bench
+	ruff format --check clients scripts tests tools bench
 	mypy
 
 test-contracts: compile
@@ -38,3 +38,6 @@ demo: compile
 
 clean:
 	rm -rf .build .ape-data .run
+
+robustness: setup
+	python bench/robustness.py
