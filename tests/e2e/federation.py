@@ -8,9 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.aggregator.service import Aggregator
+from fedledger.attacks import Attack
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
@@ -20,12 +23,13 @@ from fedledger.chain.rpc import connect
 from fedledger.devnet import PROFILES, running_devnet
 from fedledger.devnet import ipfs as ipfs_daemon
 from fedledger.learning.model import build_model, get_weights, model_spec
-from fedledger.learning.shards import held_out
-from fedledger.learning.train import evaluate
+from fedledger.learning.shards import ShardSpec, held_out, shard
+from fedledger.learning.train import TrainConfig, evaluate
 from fedledger.storage.codec import encode
 from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.models import global_model_binding
+from fedledger.trainer.trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
@@ -132,3 +136,36 @@ def run_all(tasks: list[Callable[[threading.Event], object]], timeout: float = 2
     if errors:
         raise errors[0]
     assert not any(thread.is_alive() for thread in threads), "participants did not finish in time"
+
+
+Loop = Callable[[threading.Event], object]
+
+
+def trainer_loop(
+    fed: Federation, index: int, *, rounds: int, epochs: int = 1, attack: Attack | None = None
+) -> Loop:
+    """Trainer `index` on its shard of the federation's trainers, for `rounds` commits."""
+    runner = Trainer(
+        ledger=fed.ledger(),
+        ipfs=IpfsClient(fed.ipfs_url),
+        account=fed.trainers[index],
+        data=shard(ShardSpec(index=index, count=len(fed.trainers))),
+        spec=model_spec(),
+        train_config=TrainConfig(epochs=epochs, seed=index),
+        attack=attack,
+    )
+    return lambda stop: runner.run(max_rounds=rounds, stop=stop)
+
+
+def aggregator_loop(
+    fed: Federation, index: int, *, rounds: int, kind: type[Aggregator] = Aggregator, **extra: Any
+) -> Loop:
+    """Aggregator `index` (of class `kind`, given `extra` arguments) for `rounds` rounds."""
+    service = kind(
+        ledger=fed.ledger(),
+        ipfs=IpfsClient(fed.ipfs_url),
+        account=fed.aggregators[index],
+        spec=model_spec(),
+        **extra,
+    )
+    return lambda stop: service.run(max_rounds=rounds, stop=stop)

@@ -12,13 +12,9 @@ from fedledger.aggregator.round_result import RoundOutcome
 from fedledger.aggregator.service import Aggregator
 from fedledger.chain.params import TOKEN, Phase
 from fedledger.chain.rounds import Rounds
-from fedledger.learning.model import model_spec
-from fedledger.learning.shards import ShardSpec, shard
-from fedledger.learning.train import TrainConfig
 from fedledger.storage.digests import sha256
 from fedledger.storage.ipfs import IpfsClient
-from fedledger.trainer.trainer import Trainer
-from tests.e2e.federation import Federation, run_all, running_federation
+from tests.e2e.federation import Federation, aggregator_loop, run_all, running_federation, trainer_loop
 
 STAKE = 1_000 * TOKEN
 
@@ -57,30 +53,15 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
     ) as fed:
         forger = fed.aggregators[0].address
 
-        def trainer(index: int):  # type: ignore[no-untyped-def]
-            t = Trainer(
-                ledger=fed.ledger(),
-                ipfs=IpfsClient(fed.ipfs_url),
-                account=fed.trainers[index],
-                data=shard(ShardSpec(index=index, count=2)),
-                spec=model_spec(),
-                train_config=TrainConfig(epochs=1),
-            )
-            return lambda stop: t.run(max_rounds=1, stop=stop)
-
-        def aggregator(index: int):  # type: ignore[no-untyped-def]
-            common = {
-                "ledger": fed.ledger(),
-                "ipfs": IpfsClient(fed.ipfs_url),
-                "account": fed.aggregators[index],
-                "spec": model_spec(),
-            }
-            service = (
-                ForgingAggregator(**common) if index == 0 else PatientAggregator(forger=forger, **common)
-            )
-            return lambda stop: service.run(max_rounds=1, stop=stop)
-
-        run_all([trainer(0), trainer(1), aggregator(0), aggregator(1), aggregator(2)])
+        run_all(
+            [
+                trainer_loop(fed, 0, rounds=1),
+                trainer_loop(fed, 1, rounds=1),
+                aggregator_loop(fed, 0, rounds=1, kind=ForgingAggregator),
+                aggregator_loop(fed, 1, rounds=1, kind=PatientAggregator, forger=forger),
+                aggregator_loop(fed, 2, rounds=1, kind=PatientAggregator, forger=forger),
+            ]
+        )
         yield fed
 
 

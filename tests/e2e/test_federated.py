@@ -4,25 +4,22 @@ file), 2 aggregators, 2 rounds."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch
 
-from fedledger.aggregator.service import Aggregator
 from fedledger.attacks import DigestMismatch
 from fedledger.audit.verify import verify_round
 from fedledger.chain.params import TOKEN, Phase, RejectionReason
 from fedledger.chain.rounds import Rounds
 from fedledger.learning.model import build_model, model_spec, set_weights
-from fedledger.learning.shards import ShardSpec, held_out, shard
-from fedledger.learning.train import TrainConfig, evaluate
+from fedledger.learning.shards import held_out
+from fedledger.learning.train import evaluate
 from fedledger.storage.digests import sha256
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.models import fetch_model, global_model_binding
-from fedledger.trainer.trainer import Trainer
-from tests.e2e.federation import Federation, run_all, running_federation
+from tests.e2e.federation import Federation, aggregator_loop, run_all, running_federation, trainer_loop
 
 ROUNDS = 2
 TRAINERS = 3
@@ -36,32 +33,16 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
     with running_federation(
         tmp_path_factory.mktemp("federation"), trainers=TRAINERS, aggregator_stakes=stakes
     ) as fed:
-
-        def trainer(index: int) -> Callable[[threading.Event], object]:
-            # The last trainer pins its real update but commits the digest of other bytes; it is
-            # slashed below the minimum stake in round 0, so it only ever commits once.
-            liar = index == TRAINERS - 1
-            runner = Trainer(
-                ledger=fed.ledger(),
-                ipfs=IpfsClient(fed.ipfs_url),
-                account=fed.trainers[index],
-                data=shard(ShardSpec(index=index, count=TRAINERS)),
-                spec=model_spec(),
-                train_config=TrainConfig(epochs=2, seed=index),
-                attack=DigestMismatch() if liar else None,
-            )
-            return lambda stop: runner.run(max_rounds=1 if liar else ROUNDS, stop=stop)
-
-        def aggregator(index: int) -> Callable[[threading.Event], object]:
-            service = Aggregator(
-                ledger=fed.ledger(),
-                ipfs=IpfsClient(fed.ipfs_url),
-                account=fed.aggregators[index],
-                spec=model_spec(),
-            )
-            return lambda stop: service.run(max_rounds=ROUNDS, stop=stop)
-
-        run_all([*(trainer(i) for i in range(TRAINERS)), *(aggregator(i) for i in range(AGGREGATORS))])
+        # The last trainer pins its real update but commits the digest of other bytes; it is
+        # slashed below the minimum stake in round 0, so it only ever commits once.
+        liar = TRAINERS - 1
+        run_all(
+            [
+                *(trainer_loop(fed, i, rounds=ROUNDS, epochs=2) for i in range(liar)),
+                trainer_loop(fed, liar, rounds=1, epochs=2, attack=DigestMismatch()),
+                *(aggregator_loop(fed, i, rounds=ROUNDS) for i in range(AGGREGATORS)),
+            ]
+        )
         yield fed
 
 

@@ -4,23 +4,19 @@ of round 1 with the median matches the chain. Real Anvil, IPFS daemon and traini
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch
 
-from fedledger.aggregator.service import Aggregator
 from fedledger.audit.verify import verify_round
 from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, TaskParameter
 from fedledger.chain.proposals import ParameterChange
 from fedledger.chain.rounds import Rounds
 from fedledger.demo.run import DemoLog, govern
 from fedledger.learning.model import model_spec
-from fedledger.learning.shards import ShardSpec, shard
-from fedledger.learning.train import TrainConfig
 from fedledger.storage.ipfs import IpfsClient
-from fedledger.trainer.trainer import Trainer
-from tests.e2e.federation import Federation, run_all, running_federation
+from tests.e2e.federation import Federation, aggregator_loop, run_all, running_federation, trainer_loop
 
 TRAINERS = 3
 ROUNDS = 2
@@ -50,27 +46,12 @@ def federation(
             fed.trainers[0],
         )
 
-        def trainer(index: int) -> Callable[..., object]:
-            runner = Trainer(
-                ledger=fed.ledger(),
-                ipfs=IpfsClient(fed.ipfs_url),
-                account=fed.trainers[index],
-                data=shard(ShardSpec(index=index, count=TRAINERS)),
-                spec=model_spec(),
-                train_config=TrainConfig(epochs=1, seed=index),
-            )
-            return lambda stop: runner.run(max_rounds=ROUNDS, stop=stop)
-
-        def aggregator(index: int) -> Callable[..., object]:
-            service = Aggregator(
-                ledger=fed.ledger(),
-                ipfs=IpfsClient(fed.ipfs_url),
-                account=fed.aggregators[index],
-                spec=model_spec(),
-            )
-            return lambda stop: service.run(max_rounds=ROUNDS, stop=stop)
-
-        run_all([*(trainer(i) for i in range(TRAINERS)), aggregator(0), aggregator(1)])
+        run_all(
+            [
+                *(trainer_loop(fed, i, rounds=ROUNDS) for i in range(TRAINERS)),
+                *(aggregator_loop(fed, i, rounds=ROUNDS) for i in range(2)),
+            ]
+        )
         yield fed, outcome.state, lines
 
 
