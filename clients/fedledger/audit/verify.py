@@ -26,10 +26,10 @@ from fedledger.chain.contracts import FedLedger, RoundState
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
 from fedledger.chain.rounds import Finalization, RoundConfig, RoundResult, Rounds
-from fedledger.storage.codec import decode, max_file_size
+from fedledger.storage.codec import max_file_size
 from fedledger.storage.digests import from_hex, sha256, to_hex
 from fedledger.storage.ipfs import IpfsError, IpfsUnavailableError
-from fedledger.storage.models import global_model_binding
+from fedledger.storage.models import ContentSource, ModelIntegrityError, fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
 
 ACCEPTED = "accepted"
@@ -76,12 +76,6 @@ class RoundReads(Protocol):
     def finalizations(self) -> list[Finalization]: ...
 
     def rejections(self, round_: int) -> dict[str, RejectionReason]: ...
-
-
-class ContentSource(Protocol):
-    """Where files are fetched by CID (`IpfsClient` is one)."""
-
-    def cat(self, cid: str, max_bytes: int) -> bytes: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,7 +208,8 @@ def _before(
 def _previous_model(
     chain: ChainView, ipfs: ContentSource, spec: ModelSpec, before: _Before
 ) -> Callable[[], dict[str, Array]] | None:
-    """Loads the model the round started from (needed only if the round accepted nothing)."""
+    """Loads the model the round started from (to spot resubmissions, to clip against, and to
+    re-encode when the round accepted nothing)."""
     digest, cid = before.previous_digest, before.previous_cid
     if digest is None or cid is None:
         return None
@@ -224,14 +219,11 @@ def _previous_model(
 
     def load() -> dict[str, Array]:
         try:
-            data = ipfs.cat(cid, max_file_size(spec))
+            return fetch_model(ipfs, cid, digest, spec, binding)
         except IpfsUnavailableError:
             raise
-        except IpfsError as exc:
-            raise AuditError(f"the model the round started from ({cid}) cannot be fetched: {exc}") from exc
-        if sha256(data) != digest:
-            raise AuditError(f"the previous global model {cid} does not hash to its on-chain digest")
-        return decode(data, spec, binding)
+        except (IpfsError, ModelIntegrityError) as exc:
+            raise AuditError(f"the model the round started from ({cid}) cannot be used: {exc}") from exc
 
     return load
 

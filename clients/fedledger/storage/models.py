@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fedledger.arrays import Array
 from fedledger.storage.codec import Binding, decode, max_file_size
 from fedledger.storage.digests import sha256, to_hex
-from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.schema import ModelSpec
+
+
+class ContentSource(Protocol):
+    """Where files are fetched by CID (`IpfsClient` is one)."""
+
+    def cat(self, cid: str, max_bytes: int) -> bytes: ...
 
 
 class ModelIntegrityError(RuntimeError):
@@ -29,7 +36,7 @@ def global_model_binding(*, chain_id: int, task: str, version: int, spec: ModelS
 
 
 def fetch_model(
-    ipfs: IpfsClient, cid: str, digest: bytes, spec: ModelSpec, binding: Binding
+    ipfs: ContentSource, cid: str, digest: bytes, spec: ModelSpec, binding: Binding
 ) -> dict[str, Array]:
     """Fetches a global model by CID and checks sha256 and binding before trusting a byte of it."""
     data = ipfs.cat(cid, max_file_size(spec))
