@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedledger.devnet.process import (
@@ -31,7 +31,9 @@ from fedledger.devnet.process import (
     log_tail,
     port_is_free,
     raise_on_termination,
+    read_state,
     terminate_group,
+    write_state,
 )
 
 DEFAULT_RUN_DIR = Path(".run")
@@ -119,7 +121,7 @@ class Devnet:
             if alive(self.state.pid, self._process):
                 raise DevnetError(f"anvil (pid {self.state.pid}) is still running after SIGKILL")
             state_path = self.run_dir / STATE_FILE
-            if _read_state(state_path) == self.state:
+            if read_state(state_path, DevnetState) == self.state:
                 state_path.unlink(missing_ok=True)
 
 
@@ -175,14 +177,14 @@ def start(
     except BaseException:
         devnet.stop()
         raise
-    _write_state(run_dir / STATE_FILE, state)
+    write_state(run_dir / STATE_FILE, state)
     return devnet
 
 
 def find(run_dir: Path = DEFAULT_RUN_DIR) -> Devnet | None:
     """The devnet started from `run_dir`, if it is still running. Removes a stale state file."""
     path = run_dir / STATE_FILE
-    state = _read_state(path)
+    state = read_state(path, DevnetState)
     if state is None:
         return None
     if not (alive(state.pid, None) and _is_anvil(state.pid)):
@@ -283,16 +285,3 @@ def _is_anvil(pid: int) -> bool:
         return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-
-
-def _write_state(path: Path, state: DevnetState) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def _read_state(path: Path) -> DevnetState | None:
-    try:
-        return DevnetState(**json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError):
-        return None

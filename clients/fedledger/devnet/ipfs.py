@@ -15,12 +15,21 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from fedledger.devnet.process import HOST, alive, free_port, log_tail, raise_on_termination, terminate_group
+from fedledger.devnet.process import (
+    HOST,
+    alive,
+    free_port,
+    log_tail,
+    raise_on_termination,
+    read_state,
+    terminate_group,
+    write_state,
+)
 
 DEFAULT_RUN_DIR = Path(".run")
 STATE_FILE = "ipfs.json"
@@ -71,7 +80,7 @@ class IpfsDaemon:
         if alive(self.state.pid, self._process):
             raise IpfsDaemonError(f"IPFS daemon (pid {self.state.pid}) is still running after SIGKILL")
         state_path = self.run_dir / STATE_FILE
-        if _read_state(state_path) == self.state:
+        if read_state(state_path, IpfsState) == self.state:
             state_path.unlink(missing_ok=True)
 
 
@@ -130,14 +139,14 @@ def start(
     except BaseException:
         daemon.stop()
         raise
-    _write_state(run_dir / STATE_FILE, state)
+    write_state(run_dir / STATE_FILE, state)
     return daemon
 
 
 def find(run_dir: Path = DEFAULT_RUN_DIR) -> IpfsDaemon | None:
     """The daemon started from `run_dir`, if it still runs. Removes a stale state file."""
     path = run_dir / STATE_FILE
-    state = _read_state(path)
+    state = read_state(path, IpfsState)
     if state is None:
         return None
     if not (alive(state.pid, None) and _is_ipfs(state.pid)):
@@ -215,16 +224,3 @@ def _is_ipfs(pid: int) -> bool:
         return b"ipfs" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-
-
-def _write_state(path: Path, state: IpfsState) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def _read_state(path: Path) -> IpfsState | None:
-    try:
-        return IpfsState(**json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError):
-        return None

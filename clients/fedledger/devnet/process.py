@@ -7,6 +7,7 @@ stopping it also stops anything it spawned.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,11 +15,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
+StateT = TypeVar("StateT")
 
 
 def free_port() -> int:
@@ -85,3 +88,18 @@ def raise_on_termination() -> Callable[[], None]:
             signal.signal(sig, handler)
 
     return _restore
+
+
+def write_state(path: Path, state: Any) -> None:
+    """Writes a daemon's state dataclass as JSON, atomically (another process may read it)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def read_state(path: Path, kind: type[StateT]) -> StateT | None:
+    """The state dataclass `kind` recorded at `path`, or None if there is none (or it is unreadable)."""
+    try:
+        return kind(**json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
