@@ -23,6 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from fedledger.chain.contracts import Participant
 from fedledger.chain.params import TOKEN, Phase, RejectionReason, Role
 
 MIN_STAKE = {Role.TRAINER: 100 * TOKEN, Role.AGGREGATOR: 1_000 * TOKEN}
@@ -396,16 +397,6 @@ class FedLedgerMachine(RuleBasedStateMachine):
         assert state.total_active_stake == active_stake
         assert state.active_count == active_count
         assert state.task_balance >= state.reserved_rewards
-
-
-@dataclass(frozen=True)
-class Participant:
-    role: Role
-    active: bool
-    active_since: int
-    stake: int
-    unbonding: int
-    unbonding_end: int
 
 
 @dataclass(frozen=True)
