@@ -9,13 +9,16 @@ import {IFederatedTask} from "./interfaces/IFederatedTask.sol";
 import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 
 /// @title FederatedTask
-/// @notice Runs the rounds of one federated learning task. Trainers commit the sha256 digest of
-/// their update file (the bytes live on IPFS); staked aggregators attest the aggregated model;
+/// @notice Runs the rounds of one federated learning task. Trainers commit a seal of their
+/// update (commit phase), then reveal its sha256 digest and IPFS CID once the commit window has
+/// closed (reveal phase), so nobody can copy another trainer's update into their own
+/// commitment; staked aggregators attest the aggregated model;
 /// the round finalizes when attestations of one result reach the quorum share of aggregator
 /// stake. Accepted trainers then claim rewards in proportion to their (capped) samples,
 /// provably bad updates and dissenting aggregators are slashed, and the next round opens.
-/// @dev A commitment stores keccak256(digest, numSamples) in a single slot; the digest, CID and
-/// sample count are in the `UpdateCommitted` event, and claims and rejections re-supply them.
+/// @dev A commitment is a single slot: the seal until the reveal, then
+/// keccak256(digest, numSamples); the digest, CID and sample count are in the `UpdateRevealed`
+/// event, and claims and rejections re-supply them.
 contract FederatedTask is IFederatedTask, ReentrancyGuard {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -86,6 +89,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         _setParameter(Parameter.AggregatorSlashBps, initial.aggregatorSlashBps);
         _setParameter(Parameter.QuorumBps, initial.quorumBps);
         _setParameter(Parameter.ClipNorm, initial.clipNorm);
+        _setParameter(Parameter.RevealWindow, initial.revealWindow);
     }
 
     // ---------------------------------------------------------------- modifiers
@@ -113,28 +117,52 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     }
 
     /// @inheritdoc IFederatedTask
-    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples) external {
+    function commitUpdate(uint256 round, bytes32 seal) external {
+        // Every field read here lives in the state's first slot: one cold read.
         RoundState storage state = _rounds[round];
-        RoundState memory snapshot = state;
+        uint24 commits = state.commits;
         // Hot path: an open round before its deadline with commits still expected is in Commit.
         // Anything else takes the full phase check, which reverts with the actual phase.
-        bool surelyCommit = snapshot.status == RoundStatus.Open && block.timestamp < snapshot.commitDeadline
-            && snapshot.commits < snapshot.expectedCommits;
+        bool surelyCommit = state.status == RoundStatus.Open && block.timestamp < state.commitDeadline
+            && commits < state.expectedCommits;
         if (!surelyCommit) _checkPhase(round, Phase.Commit);
-        if (digest == bytes32(0)) revert TaskZeroDigest();
-        if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
-        if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
+        if (seal == bytes32(0)) revert TaskZeroSeal();
         uint256 activeSince = _trainerSince[msg.sender];
         // Trainers that joined after the round opened wait for the next one: the round's
         // expected commit count, which can close the commit window early, was fixed at opening.
-        if (activeSince == 0 || activeSince > snapshot.openedAt) revert TaskNotEligibleTrainer(msg.sender);
+        if (activeSince == 0 || activeSince > state.openedAt) revert TaskNotEligibleTrainer(msg.sender);
         mapping(address => bytes32) storage commitments = _commitments[round];
         if (commitments[msg.sender] != bytes32(0)) revert TaskAlreadyCommitted(round, msg.sender);
 
-        commitments[msg.sender] = commitmentHash(digest, numSamples);
-        state.commits = snapshot.commits + 1;
-        state.totalSamples = snapshot.totalSamples + uint48(_capped(numSamples, snapshot.sampleCap));
-        emit UpdateCommitted(round, msg.sender, digest, cid, numSamples);
+        commitments[msg.sender] = seal;
+        state.commits = commits + 1;
+        emit UpdateCommitted(round, msg.sender, seal);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function revealUpdate(
+        uint256 round,
+        address trainer,
+        bytes32 digest,
+        string calldata cid,
+        uint256 numSamples,
+        bytes32 salt
+    ) external inPhase(round, Phase.Reveal) {
+        if (digest == bytes32(0)) revert TaskZeroDigest();
+        if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
+        if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
+        bytes32 stored = _commitments[round][trainer];
+        bytes32 revealed = commitmentHash(digest, numSamples);
+        if (stored == revealed) revert TaskAlreadyRevealed(round, trainer);
+        if (stored == bytes32(0) || stored != sealOf(trainer, digest, numSamples, salt)) {
+            revert TaskRevealMismatch(round, trainer);
+        }
+
+        _commitments[round][trainer] = revealed;
+        RoundState storage state = _rounds[round];
+        state.reveals += 1;
+        state.totalSamples += uint48(_capped(numSamples, state.sampleCap));
+        emit UpdateRevealed(round, trainer, digest, cid, numSamples);
     }
 
     /// @inheritdoc IFederatedTask
@@ -245,7 +273,11 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         bool beforeDeadline = block.timestamp < state.commitDeadline;
         // The commit window closes early once every trainer expected at opening has committed.
         if (beforeDeadline && state.commits < state.expectedCommits) return Phase.Commit;
-        if (state.commits < _configs[round].minUpdates) return beforeDeadline ? Phase.Commit : Phase.Stale;
+        uint256 minUpdates = _configs[round].minUpdates;
+        if (state.commits < minUpdates) return beforeDeadline ? Phase.Commit : Phase.Stale;
+        // The reveal window closes early once every committed update is revealed.
+        if (state.reveals < state.commits && block.timestamp < state.revealDeadline) return Phase.Reveal;
+        if (state.reveals < minUpdates) return Phase.Stale;
         if (block.timestamp < state.aggregationDeadline) return Phase.Aggregation;
         return Phase.Stale;
     }
@@ -275,14 +307,21 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         return _globalModel;
     }
 
-    /// @notice The stored commitment of `trainer` in `round`, zero if none.
+    /// @notice The stored commitment of `trainer` in `round`: zero if none, the seal until it is
+    /// revealed, then `commitmentHash(digest, numSamples)`.
     function commitment(uint256 round, address trainer) external view returns (bytes32) {
         return _commitments[round][trainer];
     }
 
-    /// @notice What a commitment stores for an update: keccak256(abi.encode(digest, numSamples)).
+    /// @notice What a commitment stores once revealed: keccak256(abi.encode(digest, numSamples)).
     function commitmentHash(bytes32 digest, uint256 numSamples) public pure returns (bytes32) {
         return keccak256(abi.encode(digest, numSamples));
+    }
+
+    /// @notice The seal a trainer commits: keccak256(abi.encode(trainer, digest, numSamples, salt)).
+    /// Binding the trainer means a copied seal can never be opened by the copier.
+    function sealOf(address trainer, bytes32 digest, uint256 numSamples, bytes32 salt) public pure returns (bytes32) {
+        return keccak256(abi.encode(trainer, digest, numSamples, salt));
     }
 
     /// @notice The result key `aggregator` attested in `round`, zero if none.
@@ -339,23 +378,27 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
 
     /// @inheritdoc IFederatedTask
     function roundDuration() public view returns (uint256) {
-        return _parameters[Parameter.CommitWindow] + _parameters[Parameter.AggregationWindow];
+        return _parameters[Parameter.CommitWindow] + _parameters[Parameter.RevealWindow]
+            + _parameters[Parameter.AggregationWindow];
     }
 
     // ---------------------------------------------------------------- internal
 
     function _openRound(uint256 round) private {
         uint256 commitDeadline = block.timestamp + _parameters[Parameter.CommitWindow];
-        uint256 aggregationDeadline = commitDeadline + _parameters[Parameter.AggregationWindow];
+        uint256 revealDeadline = commitDeadline + _parameters[Parameter.RevealWindow];
+        uint256 aggregationDeadline = revealDeadline + _parameters[Parameter.AggregationWindow];
         uint256 expected = registry.activeCount(IStakingRegistry.Role.Trainer);
         _currentRound = round;
         _rounds[round] = RoundState({
             openedAt: uint40(block.timestamp),
             commitDeadline: commitDeadline.toUint40(),
+            revealDeadline: revealDeadline.toUint40(),
             aggregationDeadline: aggregationDeadline.toUint40(),
             commits: 0,
             expectedCommits: expected.toUint24(),
             status: RoundStatus.Open,
+            reveals: 0,
             sampleCap: uint32(_parameters[Parameter.SampleCap]),
             totalSamples: 0
         });
@@ -372,7 +415,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
             aggregationRule: AggregationRule(_parameters[Parameter.AggregationRule]),
             clipNorm: uint64(_parameters[Parameter.ClipNorm])
         });
-        emit RoundOpened(round, commitDeadline, aggregationDeadline, expected);
+        emit RoundOpened(round, commitDeadline, revealDeadline, aggregationDeadline, expected);
     }
 
     function _checkRejections(uint256 round, Rejection[] calldata rejections) private view {
@@ -423,7 +466,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         _globalModel = GlobalModel({digest: modelDigest, version: _globalModel.version + 1, cid: modelCid});
         _settleAggregators(round, resultKey, config);
         emit RoundFinalized(
-            round, resultKey, modelDigest, modelCid, state.commits - rejections.length, rejections.length, trainerReward
+            round, resultKey, modelDigest, modelCid, state.reveals - rejections.length, rejections.length, trainerReward
         );
         _openRound(round + 1);
     }
@@ -492,13 +535,14 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     }
 
     function _isValid(Parameter parameter_, uint256 value) private view returns (bool) {
-        if (parameter_ == Parameter.CommitWindow || parameter_ == Parameter.AggregationWindow) {
+        if (
+            parameter_ == Parameter.CommitWindow || parameter_ == Parameter.RevealWindow
+                || parameter_ == Parameter.AggregationWindow
+        ) {
             if (value == 0 || value > 30 days) return false;
-            uint256 other = parameter_ == Parameter.CommitWindow
-                ? _parameters[Parameter.AggregationWindow]
-                : _parameters[Parameter.CommitWindow];
+            uint256 others = roundDuration() - _parameters[parameter_];
             // Stake must stay slashable for a whole round: unbonding outlasts the round.
-            return value + other < registry.parameter(IStakingRegistry.Parameter.UnbondingPeriod);
+            return value + others < registry.parameter(IStakingRegistry.Parameter.UnbondingPeriod);
         }
         if (parameter_ == Parameter.MinUpdates) return value != 0 && value <= type(uint24).max;
         if (parameter_ == Parameter.AggregationRule) return value <= uint256(type(AggregationRule).max);

@@ -9,6 +9,7 @@ interface IFederatedTask {
     enum Phase {
         Inactive,
         Commit,
+        Reveal,
         Aggregation,
         Finalized,
         Stale,
@@ -49,6 +50,7 @@ interface IFederatedTask {
     /// @notice Parameters that only governance (the timelock) may change. `ClipNorm` bounds
     /// the L2 norm of each update's change to the round's starting model, in millionths
     /// (1,000,000 = 1.0); 0 disables clipping. Aggregators clip before applying the rule.
+    /// `RevealWindow` is how long after the commit deadline trainers have to reveal.
     enum Parameter {
         CommitWindow,
         AggregationWindow,
@@ -62,17 +64,21 @@ interface IFederatedTask {
         OutlierSlashBps,
         AggregatorSlashBps,
         QuorumBps,
-        ClipNorm
+        ClipNorm,
+        RevealWindow
     }
 
-    /// @notice A round's moving state, packed in one slot so a commit touches one slot of it.
+    /// @notice A round's moving state. The first slot (deadlines, commit counts, status) is all
+    /// a commit reads and writes; reveals write the second (reveal count, samples).
     struct RoundState {
         uint40 openedAt;
         uint40 commitDeadline;
+        uint40 revealDeadline;
         uint40 aggregationDeadline;
         uint24 commits;
         uint24 expectedCommits;
         RoundStatus status;
+        uint24 reveals;
         uint32 sampleCap;
         uint48 totalSamples;
     }
@@ -133,6 +139,7 @@ interface IFederatedTask {
         uint256 aggregatorSlashBps;
         uint256 quorumBps;
         uint256 clipNorm;
+        uint256 revealWindow;
     }
 
     // ---------------------------------------------------------------- errors
@@ -159,6 +166,12 @@ interface IFederatedTask {
     error TaskNotEligibleTrainer(address account);
     /// @notice Thrown on a second commit by the same trainer in a round.
     error TaskAlreadyCommitted(uint256 round, address trainer);
+    /// @notice Thrown when a zero seal is committed.
+    error TaskZeroSeal();
+    /// @notice Thrown when a reveal does not open the trainer's sealed commitment (or there is none).
+    error TaskRevealMismatch(uint256 round, address trainer);
+    /// @notice Thrown on a second reveal of the same update.
+    error TaskAlreadyRevealed(uint256 round, address trainer);
     /// @notice Thrown when the caller is not an active aggregator.
     error TaskNotAggregator(address account);
     /// @notice Thrown on a second attestation by the same aggregator in a round.
@@ -183,9 +196,11 @@ interface IFederatedTask {
     // ---------------------------------------------------------------- events
 
     /// @notice Emitted when a round opens, with its deadlines.
-    event RoundOpened(uint256 indexed round, uint256 commitDeadline, uint256 aggregationDeadline, uint256 expectedCommits);
-    /// @notice Emitted when a trainer commits an update. The CID locates the bytes; the digest binds them.
-    event UpdateCommitted(uint256 indexed round, address indexed trainer, bytes32 digest, string cid, uint256 numSamples);
+    event RoundOpened(uint256 indexed round, uint256 commitDeadline, uint256 revealDeadline, uint256 aggregationDeadline, uint256 expectedCommits);
+    /// @notice Emitted when a trainer commits the seal of its update; nothing about the update is public yet.
+    event UpdateCommitted(uint256 indexed round, address indexed trainer, bytes32 seal);
+    /// @notice Emitted when a sealed update is revealed. The CID locates the bytes; the digest binds them.
+    event UpdateRevealed(uint256 indexed round, address indexed trainer, bytes32 digest, string cid, uint256 numSamples);
     /// @notice Emitted when an aggregator attests a round's result.
     event AttestationSubmitted(uint256 indexed round, address indexed aggregator, bytes32 indexed resultKey, bytes32 modelDigest, string modelCid, uint256 rejectedCount);
     /// @notice Emitted when a round reaches quorum and its model becomes the global model.
@@ -212,9 +227,24 @@ interface IFederatedTask {
     /// @notice Opens round 0. Anyone, once, when enough trainers and an aggregator are active.
     function start() external;
 
-    /// @notice Commits the caller's update for `round`: sha256 `digest` of the file bytes, its
-    /// IPFS `cid`, and the number of local samples it was trained on.
-    function commitUpdate(uint256 round, bytes32 digest, string calldata cid, uint256 numSamples) external;
+    /// @notice Commits the caller's sealed update for `round`:
+    /// `seal` = keccak256(abi.encode(trainer, digest, numSamples, salt)) where `digest` is the
+    /// sha256 of the update file, `numSamples` the local samples it was trained on and `salt` a
+    /// secret random value. The file stays private until the commit window closes, so nobody
+    /// can copy an update into their own commitment.
+    function commitUpdate(uint256 round, bytes32 seal) external;
+
+    /// @notice Opens `trainer`'s seal in `round` once the commit window has closed: the update's
+    /// `digest`, its IPFS `cid` (the file must be published by now) and `numSamples`, with the
+    /// `salt`. Anyone holding the opening may submit it (e.g. a relayer).
+    function revealUpdate(
+        uint256 round,
+        address trainer,
+        bytes32 digest,
+        string calldata cid,
+        uint256 numSamples,
+        bytes32 salt
+    ) external;
 
     /// @notice Attests the result of `round`: the aggregated model and the rejected updates,
     /// sorted by trainer. Finalizes the round when this result reaches the quorum.

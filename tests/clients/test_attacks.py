@@ -39,6 +39,7 @@ from fedledger.attacks import (
 )
 from fedledger.chain.cid import cid_v1_raw
 from fedledger.chain.params import RejectionReason
+from fedledger.chain.rounds import Opening
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.train import TrainConfig, train_local
@@ -352,10 +353,11 @@ def test_label_flip__reversed_permuted_or_partial() -> None:
 
 
 class FakeRounds:
-    """The chain as the trainer sees it during one round's commit."""
+    """The chain as the trainer sees it during one round's commit and reveal."""
 
     def __init__(self, peers: list[Commit] | None = None, deadline_in: float = 60.0) -> None:
-        self.committed: list[tuple[int, bytes, str, int]] = []
+        self.seals: list[tuple[int, bytes]] = []
+        self.committed: list[tuple[int, bytes, str, int]] = []  # what the reveals opened
         self.peers = peers or []
         self.deadline = time.time() + deadline_in
 
@@ -368,12 +370,25 @@ class FakeRounds:
     def state(self, round_: int) -> SimpleNamespace:
         return SimpleNamespace(opened_at=1, commit_deadline=self.deadline)
 
-    def commits(self, round_: int) -> list[Commit]:
+    def revealed(self, round_: int) -> list[Commit]:
         return self.peers
 
-    def commit_update(self, account: Any, round_: int, digest: bytes, cid: str, num_samples: int) -> Any:
-        self.committed.append((round_, digest, cid, num_samples))
+    def commit_update(self, account: Any, round_: int, seal: bytes) -> Any:
+        self.seals.append((round_, seal))
         return SimpleNamespace(gas_used=50_000)
+
+    def reveal_update(self, account: Any, round_: int, opening: Opening) -> Any:
+        # The contract's check: the opening must reproduce the trainer's committed seal.
+        assert (round_, opening.seal) in self.seals and opening.trainer == TRAINER
+        self.committed.append((round_, opening.digest, opening.cid, opening.num_samples))
+        return SimpleNamespace(gas_used=40_000)
+
+
+def commit_and_reveal(trainer: Trainer, round_: int = ROUND) -> bool:
+    """The trainer's commit, then its reveal once the (fake) commit window has closed."""
+    if not trainer.train_and_commit(round_):
+        return False
+    return trainer.reveal(round_)
 
 
 DATA = Dataset(
@@ -417,10 +432,29 @@ def test_trainer__no_attack__pins_and_commits_exactly_the_honest_update(
     global_weights: dict[str, Array],
 ) -> None:
     ipfs, rounds = FakeIpfs(), FakeRounds()
-    assert make_trainer(global_weights, ipfs, rounds).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds))
     expected = honest_bytes(global_weights)
     assert list(ipfs.files.values()) == [expected]
     assert rounds.committed == [(ROUND, sha256(expected), cid_v1_raw(expected), len(DATA))]
+
+
+def test_trainer__commit__publishes_nothing_until_the_reveal(global_weights: dict[str, Array]) -> None:
+    ipfs, rounds = FakeIpfs(), FakeRounds()
+    trainer = make_trainer(global_weights, ipfs, rounds)
+
+    assert trainer.train_and_commit(ROUND)
+
+    # Only the seal is public during the commit window: no file, no digest, no CID.
+    expected = honest_bytes(global_weights)
+    assert ipfs.files == {} and rounds.committed == []
+    [(round_, seal)] = rounds.seals
+    assert round_ == ROUND and sha256(expected) not in seal
+    assert trainer.reveal(ROUND)
+    assert list(ipfs.files.values()) == [expected]
+    # A second seal of the same file has another salt: the seal does not identify the update.
+    again = make_trainer(global_weights, FakeIpfs(), FakeRounds())
+    again.train_and_commit(ROUND)
+    assert again.rounds.seals[0][1] != seal  # type: ignore[attr-defined]
 
 
 class Recorder(Attack):
@@ -447,7 +481,7 @@ class Recorder(Attack):
 def test_trainer__hooks_called_in_order_with_the_round_state(global_weights: dict[str, Array]) -> None:
     recorder = Recorder()
     ipfs, rounds = FakeIpfs(), FakeRounds()
-    assert make_trainer(global_weights, ipfs, rounds, recorder).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds, recorder))
     assert [kind for kind, _ in recorder.calls] == ["data", "weights", "submission"]
     assert recorder.calls[0][1] == (DATA, ROUND)
     expected = honest_bytes(global_weights)
@@ -463,14 +497,12 @@ def test_trainer__submission_hook_decides_what_is_pinned_and_committed(
 ) -> None:
     expected = honest_bytes(global_weights)
     ipfs, rounds = FakeIpfs(), FakeRounds()
-    assert make_trainer(global_weights, ipfs, rounds, attack_from_name("digest-mismatch")).train_and_commit(
-        ROUND
-    )
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds, attack_from_name("digest-mismatch")))
     assert list(ipfs.files.values()) == [expected]
     assert rounds.committed == [(ROUND, sha256(expected + b"tampered"), cid_v1_raw(expected), len(DATA))]
 
     ipfs, rounds = FakeIpfs(), FakeRounds()
-    assert make_trainer(global_weights, ipfs, rounds, attack_from_name("unavailable")).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds, attack_from_name("unavailable")))
     assert ipfs.files == {}
     [(_, digest, cid, _)] = rounds.committed
     assert digest == sha256(expected) and cid.startswith("bafkrei")
@@ -478,7 +510,7 @@ def test_trainer__submission_hook_decides_what_is_pinned_and_committed(
 
 def test_trainer__label_flip_changes_what_it_learns(global_weights: dict[str, Array]) -> None:
     ipfs, rounds = FakeIpfs(), FakeRounds()
-    assert make_trainer(global_weights, ipfs, rounds, LabelFlip()).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds, LabelFlip()))
     [poisoned] = ipfs.files.values()
     assert poisoned != honest_bytes(global_weights)
     assert decode(poisoned, SPEC, binding_of(samples=len(DATA)))  # still a valid file
@@ -496,7 +528,7 @@ def test_trainer__copy_other_fetches_a_verified_peer_update(global_weights: dict
         Commit(trainer=TRAINER, digest=b"\1" * 32, cid="mine", num_samples=len(DATA)),
     ]
     rounds = FakeRounds(peers)
-    assert make_trainer(global_weights, ipfs, rounds, CopyOther()).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs, rounds, CopyOther()))
     [(_, digest, cid, _)] = rounds.committed
     copied = decode(ipfs.files[cid], SPEC, binding_of(samples=len(DATA)))  # its own binding
     assert digest == sha256(ipfs.files[cid]) and digest != sha256(peer_file)
@@ -508,7 +540,7 @@ def test_trainer__copy_other_fetches_a_verified_peer_update(global_weights: dict
         [Commit(trainer=broken, digest=sha256(b"junk"), cid=ipfs_alone.put(b"junk"), num_samples=1)]
     )
     rounds.deadline = time.time()
-    assert make_trainer(global_weights, ipfs_alone, rounds, CopyOther()).train_and_commit(ROUND)
+    assert commit_and_reveal(make_trainer(global_weights, ipfs_alone, rounds, CopyOther()))
     [(_, _, cid, _)] = rounds.committed
     fallback = decode(ipfs_alone.files[cid], SPEC, binding_of(samples=len(DATA)))
     assert all(np.array_equal(fallback[n], global_weights[n]) for n in global_weights)
@@ -521,14 +553,14 @@ def test_trainer__copy_other_waits_for_a_peer_to_commit(global_weights: dict[str
     polls: list[int] = []
 
     class LatePeer(FakeRounds):
-        def commits(self, round_: int) -> list[Commit]:
+        def revealed(self, round_: int) -> list[Commit]:
             polls.append(round_)
             return [late_peer] if len(polls) >= 3 else []
 
     rounds = LatePeer()
-    assert make_trainer(
-        global_weights, ipfs, rounds, CopyOther(victim=PEER.upper().replace("0X", "0x"))
-    ).train_and_commit(ROUND)
+    assert commit_and_reveal(
+        make_trainer(global_weights, ipfs, rounds, CopyOther(victim=PEER.upper().replace("0X", "0x")))
+    )
     assert len(polls) == 3 and len(rounds.committed) == 1
 
 

@@ -69,7 +69,7 @@ class FakeReads:
         return self.phases.get(round_, Phase.INACTIVE)
 
     def state(self, round_: int) -> RoundState:
-        return RoundState(0, 0, 0, 0, 0, RoundStatus.FINALIZED, self.sample_cap, 0)
+        return RoundState(0, 0, 0, 0, 0, 0, RoundStatus.FINALIZED, 0, self.sample_cap, 0)
 
     def config(self, round_: int) -> RoundConfig:
         return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, self.rule, 0)
@@ -77,7 +77,7 @@ class FakeReads:
     def result(self, round_: int) -> RoundResult:
         return self.results[round_]
 
-    def commits(self, round_: int) -> list[Commit]:
+    def revealed(self, round_: int) -> list[Commit]:
         return list(self.commit_events.get(round_, []))
 
     def finalizations(self) -> list[Finalization]:
@@ -309,9 +309,11 @@ def sample_status() -> StatusReport:
             phase="COMMIT",
             opened_at=1_700_000_000,
             commit_deadline=1_700_000_120,
-            aggregation_deadline=1_700_000_240,
+            reveal_deadline=1_700_000_180,
+            aggregation_deadline=1_700_000_300,
             commits=1,
             expected_commits=4,
+            reveals=0,
         ),
         global_model=ModelInfo(version=3, digest="0x" + "ab" * 32, cid="bafy-model"),
         rounds=[
@@ -348,7 +350,7 @@ def sample_status() -> StatusReport:
 def test_render_status__readable_table_and_json() -> None:
     report = sample_status()
     text = render_status(report)
-    assert "round 3: COMMIT (1/4 commits)" in text
+    assert "round 3: COMMIT (1/4 commits, 0 revealed)" in text
     assert "global model v3" in text
     assert "0.9123" in text and "25 FED" in text and "10 FED" in text
     assert "AGGREGATION_RULE=MEDIAN" in text and "QUORUM_BPS=66.67%" in text

@@ -36,7 +36,7 @@ def test_decode__hex_string_input(decoder: ErrorDecoder) -> None:
 
 
 def test_decode__enum_arguments__shown_by_name(decoder: ErrorDecoder) -> None:
-    data = revert("TaskUnexpectedPhase(uint256,uint8,uint8)", ["uint256", "uint8", "uint8"], [3, 1, 2])
+    data = revert("TaskUnexpectedPhase(uint256,uint8,uint8)", ["uint256", "uint8", "uint8"], [3, 1, 3])
     error = decoder.decode(data)
     assert error.arguments["expected"] is Phase.COMMIT
     assert str(error) == "TaskUnexpectedPhase(round=3, expected=Phase.COMMIT, actual=Phase.AGGREGATION)"

@@ -30,11 +30,22 @@ def sha256(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Update:
-    """What a trainer commits: the sha256 of its update file, where the file is, and its samples."""
+    """What a trainer commits (sealed) and then reveals: the sha256 of its update file, where
+    the file is, its samples, and the secret salt of the seal."""
 
     digest: bytes
     cid: str
     samples: int
+    salt: bytes = b"\x5a" * 32
+
+    def seal(self, trainer: Any) -> bytes:
+        """keccak256(abi.encode(trainer, digest, numSamples, salt)), as `sealOf` computes it."""
+        return keccak(
+            encode(
+                ["address", "bytes32", "uint256", "bytes32"],
+                [str(trainer), self.digest, self.samples, self.salt],
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,9 @@ class Model:
 
 def make_update(label: str, samples: int = 1_000) -> Update:
     digest = sha256(label.encode())
-    return Update(digest=digest, cid=f"bafkrei{digest.hex()[:40]}", samples=samples)
+    return Update(
+        digest=digest, cid=f"bafkrei{digest.hex()[:40]}", samples=samples, salt=sha256(b"salt" + digest)
+    )
 
 
 def make_model(label: str) -> Model:
@@ -131,9 +144,18 @@ def result_key(round_: int, model_digest: bytes, rejections: Sequence[RejectionT
 
 
 def commit(task: Any, trainer: Any, update: Update, round_: int | None = None) -> Any:
-    """Commits `update` from `trainer` in `round_` (default: the current round)."""
+    """Commits the seal of `update` from `trainer` in `round_` (default: the current round)."""
     round_ = int(task.currentRound()) if round_ is None else round_
-    return task.commitUpdate(round_, update.digest, update.cid, update.samples, sender=trainer)
+    return task.commitUpdate(round_, update.seal(trainer), sender=trainer)
+
+
+def reveal(task: Any, trainer: Any, update: Update, round_: int | None = None, sender: Any = None) -> Any:
+    """Reveals `trainer`'s `update` in `round_` (default: the current round), sent by `sender`
+    (default: the trainer itself)."""
+    round_ = int(task.currentRound()) if round_ is None else round_
+    return task.revealUpdate(
+        round_, trainer, update.digest, update.cid, update.samples, update.salt, sender=sender or trainer
+    )
 
 
 def attest(
@@ -154,8 +176,30 @@ def end_commit_window(chain: Any, task: Any, round_: int) -> None:
         chain.mine(timestamp=max(deadline, int(chain.pending_timestamp)))
 
 
+def end_reveal_window(chain: Any, task: Any, round_: int) -> None:
+    """Moves the clock to the round's reveal deadline unless the window already closed."""
+    if Phase(task.phase(round_)) == Phase.REVEAL:
+        deadline = int(task.roundState(round_).revealDeadline)
+        chain.mine(timestamp=max(deadline, int(chain.pending_timestamp)))
+
+
 def commit_all(task: Any, updates: Mapping[Any, Update], round_: int | None = None) -> list[Any]:
     return [commit(task, trainer, update, round_) for trainer, update in updates.items()]
+
+
+def reveal_all(task: Any, updates: Mapping[Any, Update], round_: int | None = None) -> list[Any]:
+    return [reveal(task, trainer, update, round_) for trainer, update in updates.items()]
+
+
+def commit_and_reveal(
+    chain: Any, task: Any, updates: Mapping[Any, Update], round_: int | None = None
+) -> list[Any]:
+    """Every trainer in `updates` commits, the commit window ends, every one reveals.
+    Returns the reveal receipts."""
+    round_ = int(task.currentRound()) if round_ is None else round_
+    commit_all(task, updates, round_)
+    end_commit_window(chain, task, round_)
+    return reveal_all(task, updates, round_)
 
 
 def run_round(
@@ -167,11 +211,11 @@ def run_round(
     rejections: Sequence[RejectionTuple] = (),
 ) -> Any:
     """Plays the current round to finalization: every trainer in `updates` commits, the commit
-    window ends, then `aggregators` attest `model` with `rejections` in order until the round
-    finalizes. Returns the finalizing receipt."""
+    window ends, every one reveals, then `aggregators` attest `model` with `rejections` in order
+    until the round finalizes. Returns the finalizing receipt."""
     round_ = int(task.currentRound())
-    commit_all(task, updates, round_)
-    end_commit_window(chain, task, round_)
+    commit_and_reveal(chain, task, updates, round_)
+    end_reveal_window(chain, task, round_)
     for aggregator in aggregators:
         receipt = attest(task, aggregator, model, rejections, round_)
         if Phase(task.phase(round_)) == Phase.FINALIZED:

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import Proposal, advance, attest, commit, make_model, make_update, next_block_at
+from helpers import Proposal, advance, attest, commit, make_model, make_update, next_block_at, reveal
 
 from fedledger.chain.params import TOKEN, AggregationRule, Role, TaskParameter, VoteType
 
 COMMIT_GAS_BUDGET = 60_000
+REVEAL_GAS_BUDGET = 60_000
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "gas.json"
 
 
@@ -43,11 +44,11 @@ def test_gas__user_facing_calls__within_budget_and_recorded(
 
     # One round: every commit, a non-final attestation, the finalizing one, claims and fees.
     gas["start"] = int(task.start(sender=owner).gas_used)
-    commits = [
-        int(commit(task, t, make_update(f"gas-{i}", 1_000 * (i + 1))).gas_used)
-        for i, t in enumerate(trainers)
-    ]
+    updates = {t: make_update(f"gas-{i}", 1_000 * (i + 1)) for i, t in enumerate(trainers)}
+    commits = [int(commit(task, t, update).gas_used) for t, update in updates.items()]
     gas["commitUpdate"] = max(commits)
+    reveals = [int(reveal(task, t, update).gas_used) for t, update in updates.items()]
+    gas["revealUpdate"] = max(reveals)
     model = make_model("gas-model")
     gas["attest"] = int(attest(task, aggregators[0], model).gas_used)
     attest(task, aggregators[1], model)
@@ -85,3 +86,4 @@ def test_gas__user_facing_calls__within_budget_and_recorded(
         RESULTS.write_text(json.dumps(dict(sorted(gas.items())), indent=2) + "\n")
 
     assert max(commits) <= COMMIT_GAS_BUDGET, f"commitUpdate used {commits} gas"
+    assert max(reveals) <= REVEAL_GAS_BUDGET, f"revealUpdate used {reveals} gas"

@@ -1,6 +1,9 @@
 """Randomized stateful test: hypothesis drives registration, staking, unbonding, withdrawals,
-governance slashes, time travel and task rounds (commit, attest, close, claim) in random order,
-predicts each call's outcome, and checks the accounting invariants after every step.
+governance slashes, parameter changes by strangers, time travel and task rounds (commit,
+reveal, attest and finalize, close, claim) in random order, predicts each call's outcome, and
+checks DESIGN.md's invariants after every step: the registry holds exactly the total stake, no
+reward is paid twice, no slash exceeds the stake, only the timelock changes parameters, and a
+finalized root never changes.
 
 Every transaction of a step is pinned to the model's clock (`now`, also the head block's
 timestamp), so views read before a call see the same `block.timestamp` as the call itself.
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from helpers import Update, make_model, reverts
+from helpers import Update, make_model, make_update, reverts
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -24,7 +27,7 @@ from hypothesis.stateful import (
 )
 
 from fedledger.chain.contracts import Participant
-from fedledger.chain.params import TOKEN, Phase, RejectionReason, Role
+from fedledger.chain.params import TOKEN, Phase, RejectionReason, Role, TaskParameter
 
 MIN_STAKE = {Role.TRAINER: 100 * TOKEN, Role.AGGREGATOR: 1_000 * TOKEN}
 UNBONDING = 3_600
@@ -45,6 +48,7 @@ class Context:
     task: Any
     timelock: Any
     participants: list[Any]
+    parameters: list[int] = field(default_factory=list)
     web3_registry: Any = None
     web3_task: Any = None
     web3_token: Any = None
@@ -57,10 +61,13 @@ class Context:
 
 @dataclass
 class RoundBook:
-    """What the model remembers of a round: its commits, and for finalized rounds the rejected."""
+    """What the model remembers of a round: its commits, which were revealed, and for finalized
+    rounds the rejected and the root."""
 
     commits: dict[str, Update] = field(default_factory=dict)
+    revealed: set[str] = field(default_factory=set)
     rejected: set[str] = field(default_factory=set)
+    root: bytes = b""
 
 
 class FedLedgerMachine(RuleBasedStateMachine):
@@ -253,11 +260,11 @@ class FedLedgerMachine(RuleBasedStateMachine):
         account = self.accounts[i]
         round_, phase = self.current()
         self.nonce += 1
-        update = Update(make_model(f"update-{self.nonce}").digest, f"bafy-update-{self.nonce}", samples)
+        update = make_update(f"update-{self.nonce}", samples)
         since = int(self.task.trainerActiveSince(account))
         opened = int(self.task.roundState(round_).openedAt)
         self.pin()
-        call = (round_, update.digest, update.cid, update.samples)
+        call = (round_, update.seal(account))
         if phase != Phase.COMMIT:
             with reverts(self.task.TaskUnexpectedPhase, round=round_, actual=phase):
                 self.task.commitUpdate(*call, sender=account)
@@ -271,9 +278,32 @@ class FedLedgerMachine(RuleBasedStateMachine):
             self.task.commitUpdate(*call, sender=account)
             self.book(round_).commits[account.address] = update
 
+    @rule(i=st.integers(0, 4), honest=st.booleans())
+    def reveal(self, i: int, honest: bool) -> None:
+        """Account `i` reveals its update of the current round (or, not `honest`, a wrong salt)."""
+        account = self.accounts[i]
+        round_, phase = self.current()
+        book = self.book(round_)
+        update = book.commits.get(account.address, make_update("never-committed"))
+        salt = update.salt if honest else b"\x01" * 32
+        call = (round_, account, update.digest, update.cid, update.samples, salt)
+        self.pin()
+        if phase != Phase.REVEAL:
+            with reverts(self.task.TaskUnexpectedPhase, round=round_, actual=phase):
+                self.task.revealUpdate(*call, sender=account)
+        elif account.address in book.revealed:
+            with reverts(self.task.TaskAlreadyRevealed, round=round_, trainer=account.address):
+                self.task.revealUpdate(*call, sender=account)
+        elif account.address not in book.commits or not honest:
+            with reverts(self.task.TaskRevealMismatch, round=round_, trainer=account.address):
+                self.task.revealUpdate(*call, sender=account)
+        else:
+            self.task.revealUpdate(*call, sender=account)
+            book.revealed.add(account.address)
+
     @rule(reason=st.sampled_from(REASONS))
     def attest_all(self, reason: RejectionReason | None) -> None:
-        """Every active aggregator attests one result (rejecting the lowest-address committer
+        """Every active aggregator attests one result (rejecting the lowest-address revealer
         with `reason`, if any) until the round finalizes."""
         round_, phase = self.current()
         model = make_model(f"model-{round_}")
@@ -285,7 +315,7 @@ class FedLedgerMachine(RuleBasedStateMachine):
         book = self.book(round_)
         rejections = []
         if reason is not None:
-            trainer = min(book.commits, key=lambda a: int(a, 16))
+            trainer = min(book.revealed, key=lambda a: int(a, 16))
             update = book.commits[trainer]
             rejections = [(trainer, int(reason), update.digest, update.samples)]
         slashable_before = {a.address: int(self.registry.slashableStake(a)) for a in self.accounts}
@@ -300,16 +330,22 @@ class FedLedgerMachine(RuleBasedStateMachine):
                 assert slashed.amount <= slashable_before[slashed.account]
             if Phase(self.task.phase(round_)) == Phase.FINALIZED:
                 book.rejected = {r[0] for r in rejections}
+                book.root = bytes(self.task.roundResult(round_).modelDigest)
+                assert book.root == model.digest
                 self.finalized.append(round_)
                 break
 
     @rule(
-        samples=st.sampled_from([1, 500, 5_000, 20_000]), reason=st.sampled_from(REASONS), claim=st.booleans()
+        samples=st.sampled_from([1, 500, 5_000, 20_000]),
+        reason=st.sampled_from(REASONS),
+        claim=st.booleans(),
+        withhold=st.booleans(),
     )
-    def drive_round(self, samples: int, reason: RejectionReason | None, claim: bool) -> None:
+    def drive_round(self, samples: int, reason: RejectionReason | None, claim: bool, withhold: bool) -> None:
         """Every trainer that may commit in the current round does (closing the window early),
-        then the aggregators attest: a round finalizes in one step unless it cannot. With
-        `claim`, every committer of a round finalized here then claims its reward."""
+        reveals (all but the last, with `withhold`; the window then runs to its deadline), then
+        the aggregators attest: a round finalizes in one step unless it cannot. With `claim`,
+        every committer of a round finalized here then claims its reward."""
         for i, account in enumerate(self.accounts):
             round_, phase = self.current()
             if phase != Phase.COMMIT:
@@ -319,6 +355,15 @@ class FedLedgerMachine(RuleBasedStateMachine):
             if eligible and account.address not in self.book(round_).commits:
                 self.commit(i, samples)
         round_, phase = self.current()
+        if phase == Phase.REVEAL:
+            committers = sorted(self.book(round_).commits)
+            for address in committers[:-1] if withhold else committers:
+                if address not in self.book(round_).revealed:
+                    self.reveal(next(i for i, a in enumerate(self.accounts) if a.address == address), True)
+            if withhold:
+                self.now = max(self.now, int(self.task.roundState(round_).revealDeadline))
+                self.chain.mine(timestamp=self.now)
+            round_, phase = self.current()
         if phase == Phase.AGGREGATION:
             self.attest_all(reason)
         if claim and round_ in self.finalized:
@@ -356,7 +401,7 @@ class FedLedgerMachine(RuleBasedStateMachine):
         update = book.commits.get(account.address, Update(b"\x01" * 32, "none", 1))
         call = (round_, update.digest, update.samples)
         self.pin()
-        if account.address not in book.commits or account.address in book.rejected:
+        if account.address not in book.revealed or account.address in book.rejected:
             with reverts(self.task.TaskNoReward, round=round_, trainer=account.address):
                 self.task.claimReward(*call, sender=account)
             return
@@ -372,7 +417,26 @@ class FedLedgerMachine(RuleBasedStateMachine):
         with reverts(self.task.TaskRewardAlreadyClaimed, round=round_, trainer=account.address):
             self.task.claimReward(*call, sender=account)
 
+    @rule(i=st.integers(0, 4), parameter=st.sampled_from(list(TaskParameter)), value=st.integers(0, 10_000))
+    def set_parameter_as_stranger(self, i: int, parameter: TaskParameter, value: int) -> None:
+        """Anyone but the timelock trying to change a parameter is refused."""
+        account = self.accounts[i]
+        self.pin()
+        with reverts(self.task.TaskOnlyGovernance, caller=account.address):
+            self.task.setParameter(parameter, value, sender=account)
+        self.pin()
+        with reverts(self.registry.RegistryOnlyGovernance, caller=account.address):
+            self.registry.setParameter(int(parameter) % 3, value, sender=account)
+
     # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def parameters_unchanged_and_roots_final(self) -> None:
+        """No rule runs as the timelock's setParameter, so the parameters never move; a
+        finalized round's root never changes."""
+        assert [int(self.task.parameter(p)) for p in TaskParameter] == self.ctx.parameters
+        for round_ in self.finalized:
+            assert bytes(self.task.roundResult(round_).modelDigest) == self.rounds[round_].root
 
     @invariant()
     def accounting_holds(self) -> None:
@@ -477,7 +541,8 @@ def context(
     ]:
         registry.register(role, 2 * MIN_STAKE[role], sender=account)
     task.start(sender=owner)
-    return Context(chain, token, registry, task, timelock_signer, participants)
+    parameters = [int(task.parameter(p)) for p in TaskParameter]
+    return Context(chain, token, registry, task, timelock_signer, participants, parameters)
 
 
 def test_staking_and_rounds__random_actions__invariants_hold(context: Context) -> None:

@@ -16,7 +16,7 @@ REASON = keccak(text="governance slash")
 MIN_TRAINER = 100 * TOKEN
 MIN_AGGREGATOR = 1_000 * TOKEN
 UNBONDING = 3_600
-ROUND_DURATION = 240  # commit window + aggregation window
+ROUND_DURATION = 300  # commit window + reveal window + aggregation window
 
 
 @pytest.fixture

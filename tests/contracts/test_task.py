@@ -19,12 +19,16 @@ from helpers import (
     attest,
     commit,
     commit_all,
+    commit_and_reveal,
     end_commit_window,
+    end_reveal_window,
     make_model,
     make_update,
     next_block_at,
     rejection,
     result_key,
+    reveal,
+    reveal_all,
     reverts,
     run_round,
     sort_rejections,
@@ -41,6 +45,7 @@ from fedledger.chain.params import (
 )
 
 COMMIT_WINDOW = 120
+REVEAL_WINDOW = 60
 AGGREGATION_WINDOW = 120
 REWARD = 100 * TOKEN
 FEE = 10 * TOKEN
@@ -68,6 +73,11 @@ def deadlines(task: Any, round_: int) -> tuple[int, int]:
     return int(state.commitDeadline), int(state.aggregationDeadline)
 
 
+def all_deadlines(task: Any, round_: int) -> tuple[int, int, int]:
+    state = task.roundState(round_)
+    return int(state.commitDeadline), int(state.revealDeadline), int(state.aggregationDeadline)
+
+
 # ---------------------------------------------------------------- deployment and start
 
 
@@ -86,7 +96,7 @@ def test_deploy__initial_model_and_parameters(
     assert task.modelSpecHash() == deploy_params.model_spec_hash
     for parameter, value in zip(TaskParameter, deploy_params.task.as_tuple(), strict=True):
         assert task.parameter(parameter) == value, parameter.name
-    assert task.roundDuration() == COMMIT_WINDOW + AGGREGATION_WINDOW
+    assert task.roundDuration() == COMMIT_WINDOW + REVEAL_WINDOW + AGGREGATION_WINDOW
     assert task.phase(0) == Phase.INACTIVE
     assert task.availableRewards() == deploy_params.reward_pool
 
@@ -129,7 +139,11 @@ def test_start__enough_participants__opens_round_zero(
     now = tx.timestamp
     assert tx.events == [
         task.RoundOpened(
-            0, now + COMMIT_WINDOW, now + COMMIT_WINDOW + AGGREGATION_WINDOW, len(active_trainers)
+            0,
+            now + COMMIT_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW + AGGREGATION_WINDOW,
+            len(active_trainers),
         )
     ]
     state = task.roundState(0)
@@ -180,26 +194,29 @@ def test_start__no_aggregator__reverts(task: Any, active_trainers: list[Any], ou
 # ---------------------------------------------------------------- commit
 
 
-def test_commit__eligible_trainer__stores_commitment(
+def test_commit__eligible_trainer__stores_seal_only(
     task: Any, started: Any, trainers: list[Any], updates: dict[Any, Update]
 ) -> None:
     trainer, update = trainers[0], updates[trainers[0]]
+    seal = keccak(
+        encode(
+            ["address", "bytes32", "uint256", "bytes32"],
+            [trainer.address, update.digest, update.samples, update.salt],
+        )
+    )
 
     tx = commit(task, trainer, update)
 
-    assert tx.events == [task.UpdateCommitted(0, trainer, update.digest, update.cid, update.samples)]
-    stored = keccak(encode(["bytes32", "uint256"], [update.digest, update.samples]))
-    assert task.commitment(0, trainer) == stored == task.commitmentHash(update.digest, update.samples)
+    # Nothing about the update (digest, CID, samples) is public until the reveal.
+    assert tx.events == [task.UpdateCommitted(0, trainer, seal)]
+    assert (
+        task.commitment(0, trainer)
+        == seal
+        == task.sealOf(trainer, update.digest, update.samples, update.salt)
+    )
     state = task.roundState(0)
-    assert (state.commits, state.totalSamples) == (1, update.samples)
+    assert (state.commits, state.reveals, state.totalSamples) == (1, 0, 0)
     assert task.phase(0) == Phase.COMMIT
-
-
-def test_commit__samples_above_cap__count_as_cap(task: Any, started: Any, trainers: list[Any]) -> None:
-    commit(task, trainers[0], make_update("big", 25_000))
-    commit(task, trainers[1], make_update("max", UINT64_MAX))
-
-    assert task.roundState(0).totalSamples == 2 * 10_000
 
 
 def test_commit__last_second_of_window__accepted(
@@ -232,7 +249,7 @@ def test_commit__after_deadline_with_enough_commits__reverts(
     commit_deadline, _ = deadlines(task, 0)
     next_block_at(chain, commit_deadline)
 
-    with reverts(task.TaskUnexpectedPhase, round=0, expected=Phase.COMMIT, actual=Phase.AGGREGATION):
+    with reverts(task.TaskUnexpectedPhase, round=0, expected=Phase.COMMIT, actual=Phase.REVEAL):
         commit(task, trainers[2], updates[trainers[2]])
 
 
@@ -251,29 +268,9 @@ def test_commit__future_round__reverts(
         commit(task, trainers[0], updates[trainers[0]], round_=1)
 
 
-def test_commit__zero_digest__reverts(task: Any, started: Any, trainers: list[Any]) -> None:
-    with reverts(task.TaskZeroDigest):
-        commit(task, trainers[0], Update(ZERO_BYTES32, "bafy", 10))
-
-
-@pytest.mark.parametrize("length", [0, 129])
-def test_commit__invalid_cid__reverts(task: Any, started: Any, trainers: list[Any], length: int) -> None:
-    with reverts(task.TaskInvalidCid, length=length):
-        commit(task, trainers[0], Update(b"\x01" * 32, "c" * length, 10))
-
-
-def test_commit__cid_of_128_bytes__accepted(task: Any, started: Any, trainers: list[Any]) -> None:
-    cid = "c" * 128
-    tx = commit(task, trainers[0], Update(b"\x01" * 32, cid, 10))
-    assert tx.events == [task.UpdateCommitted(0, trainers[0], b"\x01" * 32, cid, 10)]
-
-
-@pytest.mark.parametrize("samples", [0, UINT64_MAX + 1])
-def test_commit__invalid_sample_count__reverts(
-    task: Any, started: Any, trainers: list[Any], samples: int
-) -> None:
-    with reverts(task.TaskInvalidSampleCount, numSamples=samples):
-        commit(task, trainers[0], Update(b"\x01" * 32, "bafy", samples))
+def test_commit__zero_seal__reverts(task: Any, started: Any, trainers: list[Any]) -> None:
+    with reverts(task.TaskZeroSeal):
+        task.commitUpdate(0, ZERO_BYTES32, sender=trainers[0])
 
 
 @pytest.mark.parametrize("who", ["outsider", "aggregator"])
@@ -306,7 +303,7 @@ def test_commit__registered_after_round_opened__reverts_until_next_round(
     run_round(chain, task, updates, aggregators, model)
     assert task.roundState(1).expectedCommits == 5
     tx = commit(task, outsider, late)
-    assert tx.events == [task.UpdateCommitted(1, outsider, late.digest, late.cid, late.samples)]
+    assert tx.events == [task.UpdateCommitted(1, outsider, late.seal(outsider))]
 
 
 def test_commit__trainer_left__reverts(
@@ -337,17 +334,219 @@ def test_commit__all_expected_trainers__closes_window_early(
     last = commit(task, trainers[3], updates[trainers[3]])
 
     assert last.timestamp < commit_deadline
-    assert task.phase(0) == Phase.AGGREGATION
+    assert task.phase(0) == Phase.REVEAL
     assert task.roundState(0).commits == 4
+
+
+def test_commit__copied_seal__cannot_be_revealed_by_the_copier(
+    task: Any, started: Any, trainers: list[Any], updates: dict[Any, Update], chain: Any
+) -> None:
+    victim, copier = trainers[0], trainers[1]
+    update = updates[victim]
+    commit(task, victim, update)
+    # The copier commits the victim's seal byte for byte (it is public in the event).
+    task.commitUpdate(0, update.seal(victim), sender=copier)
+    end_commit_window(chain, task, 0)
+    reveal(task, victim, update)
+
+    # Even knowing the victim's opening, the copier cannot open the copied seal as its own.
+    with reverts(task.TaskRevealMismatch, round=0, trainer=copier.address):
+        reveal(task, copier, update)
+
+
+# ---------------------------------------------------------------- reveal
+
+
+@pytest.fixture
+def sealed(task: Any, started: Any, updates: dict[Any, Update], chain: Any) -> dict[Any, Update]:
+    """Every trainer committed its seal: round 0 is in its reveal phase."""
+    commit_all(task, updates)
+    assert task.phase(0) == Phase.REVEAL
+    return updates
+
+
+def test_reveal__opens_seal__stores_commitment_and_counts_samples(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any]
+) -> None:
+    trainer, update = trainers[0], sealed[trainers[0]]
+
+    tx = reveal(task, trainer, update)
+
+    assert tx.events == [task.UpdateRevealed(0, trainer, update.digest, update.cid, update.samples)]
+    stored = keccak(encode(["bytes32", "uint256"], [update.digest, update.samples]))
+    assert task.commitment(0, trainer) == stored == task.commitmentHash(update.digest, update.samples)
+    state = task.roundState(0)
+    assert (state.commits, state.reveals, state.totalSamples) == (4, 1, update.samples)
+    assert task.phase(0) == Phase.REVEAL
+
+
+def test_reveal__by_a_relayer__accepted_for_the_trainer(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], outsider: Any
+) -> None:
+    trainer, update = trainers[0], sealed[trainers[0]]
+
+    tx = reveal(task, trainer, update, sender=outsider)
+
+    assert tx.events == [task.UpdateRevealed(0, trainer, update.digest, update.cid, update.samples)]
+
+
+def test_reveal__all_committed__closes_window_early(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any]
+) -> None:
+    _, reveal_deadline, _ = all_deadlines(task, 0)
+    receipts = reveal_all(task, sealed)
+
+    assert receipts[-1].timestamp < reveal_deadline
+    assert task.phase(0) == Phase.AGGREGATION
+    assert task.roundState(0).reveals == 4
+
+
+def test_reveal__samples_above_cap__count_as_cap(
+    task: Any, started: Any, trainers: list[Any], chain: Any
+) -> None:
+    updates = {trainers[0]: make_update("big", 25_000), trainers[1]: make_update("max", UINT64_MAX)}
+    commit_and_reveal(chain, task, updates)
+
+    assert task.roundState(0).totalSamples == 2 * 10_000
+
+
+def test_reveal__during_commit_phase__reverts(
+    task: Any, started: Any, trainers: list[Any], updates: dict[Any, Update]
+) -> None:
+    commit(task, trainers[0], updates[trainers[0]])
+    with reverts(task.TaskUnexpectedPhase, round=0, expected=Phase.REVEAL, actual=Phase.COMMIT):
+        reveal(task, trainers[0], updates[trainers[0]])
+
+
+def test_reveal__after_reveal_deadline__reverts(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], chain: Any
+) -> None:
+    reveal_all(task, {t: sealed[t] for t in trainers[:2]})
+    _, reveal_deadline, _ = all_deadlines(task, 0)
+    next_block_at(chain, reveal_deadline)
+
+    with reverts(task.TaskUnexpectedPhase, round=0, expected=Phase.REVEAL, actual=Phase.AGGREGATION):
+        reveal(task, trainers[2], sealed[trainers[2]])
+
+
+def test_reveal__last_second_of_window__accepted(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], chain: Any
+) -> None:
+    _, reveal_deadline, _ = all_deadlines(task, 0)
+    next_block_at(chain, reveal_deadline - 1)
+
+    tx = reveal(task, trainers[0], sealed[trainers[0]])
+
+    assert tx.timestamp == reveal_deadline - 1
+
+
+@pytest.mark.parametrize("field", ["digest", "samples", "salt", "trainer"])
+def test_reveal__wrong_opening__reverts(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], field: str
+) -> None:
+    trainer, update = trainers[0], sealed[trainers[0]]
+    wrong = {
+        "digest": Update(b"\x07" * 32, update.cid, update.samples, update.salt),
+        "samples": Update(update.digest, update.cid, update.samples + 1, update.salt),
+        "salt": Update(update.digest, update.cid, update.samples, b"\x07" * 32),
+        "trainer": update,
+    }[field]
+    claimed = trainers[1] if field == "trainer" else trainer
+
+    with reverts(task.TaskRevealMismatch, round=0, trainer=claimed.address):
+        reveal(task, claimed, wrong, sender=trainer)
+
+
+def test_reveal__nothing_committed__reverts(
+    task: Any, started: Any, trainers: list[Any], updates: dict[Any, Update], chain: Any
+) -> None:
+    commit_all(task, {t: updates[t] for t in trainers[:2]})
+    end_commit_window(chain, task, 0)
+
+    with reverts(task.TaskRevealMismatch, round=0, trainer=trainers[2].address):
+        reveal(task, trainers[2], updates[trainers[2]])
+
+
+def test_reveal__twice__reverts(task: Any, sealed: dict[Any, Update], trainers: list[Any]) -> None:
+    trainer, update = trainers[0], sealed[trainers[0]]
+    reveal(task, trainer, update)
+
+    with reverts(task.TaskAlreadyRevealed, round=0, trainer=trainer.address):
+        reveal(task, trainer, update)
+
+
+def test_reveal__zero_digest__reverts(task: Any, sealed: dict[Any, Update], trainers: list[Any]) -> None:
+    with reverts(task.TaskZeroDigest):
+        reveal(task, trainers[0], Update(ZERO_BYTES32, "bafy", 10))
+
+
+@pytest.mark.parametrize("length", [0, 129])
+def test_reveal__invalid_cid__reverts(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], length: int
+) -> None:
+    update = sealed[trainers[0]]
+    with reverts(task.TaskInvalidCid, length=length):
+        reveal(task, trainers[0], Update(update.digest, "c" * length, update.samples, update.salt))
+
+
+def test_reveal__cid_of_128_bytes__accepted(task: Any, started: Any, trainers: list[Any], chain: Any) -> None:
+    update = Update(b"\x01" * 32, "c" * 128, 10)
+    commit(task, trainers[0], update)
+    commit(task, trainers[1], make_update("other"))
+    end_commit_window(chain, task, 0)
+
+    tx = reveal(task, trainers[0], update)
+
+    assert tx.events == [task.UpdateRevealed(0, trainers[0], b"\x01" * 32, "c" * 128, 10)]
+
+
+@pytest.mark.parametrize("samples", [0, UINT64_MAX + 1])
+def test_reveal__invalid_sample_count__reverts(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], samples: int
+) -> None:
+    with reverts(task.TaskInvalidSampleCount, numSamples=samples):
+        reveal(task, trainers[0], Update(b"\x01" * 32, "bafy", samples))
+
+
+def test_reveal__fewer_than_min_updates_by_deadline__round_goes_stale(
+    task: Any, sealed: dict[Any, Update], trainers: list[Any], chain: Any
+) -> None:
+    reveal(task, trainers[0], sealed[trainers[0]])
+    _, reveal_deadline, _ = all_deadlines(task, 0)
+    chain.mine(timestamp=reveal_deadline)
+
+    # Two commits but one reveal: below the minimum of two updates.
+    assert task.phase(0) == Phase.STALE
+
+
+def test_reveal__unrevealed_commit__earns_nothing(
+    task: Any,
+    sealed: dict[Any, Update],
+    trainers: list[Any],
+    aggregators: list[Any],
+    model: Model,
+    chain: Any,
+) -> None:
+    revealed = {t: sealed[t] for t in trainers[:3]}
+    reveal_all(task, revealed)
+    end_reveal_window(chain, task, 0)
+    for aggregator in aggregators:
+        attest(task, aggregator, model)
+
+    assert task.phase(0) == Phase.FINALIZED
+    assert task.roundResult(0).acceptedSamples == 1_000 + 2_000 + 3_000
+    silent = trainers[3]
+    with reverts(task.TaskNoReward, round=0, trainer=silent.address):
+        task.claimReward(0, sealed[silent].digest, sealed[silent].samples, sender=silent)
 
 
 # ---------------------------------------------------------------- attest
 
 
 @pytest.fixture
-def committed(task: Any, started: Any, updates: dict[Any, Update]) -> dict[Any, Update]:
-    """Every trainer committed its update: round 0 is in its aggregation phase."""
-    commit_all(task, updates)
+def committed(task: Any, started: Any, updates: dict[Any, Update], chain: Any) -> dict[Any, Update]:
+    """Every trainer committed and revealed its update: round 0 is in its aggregation phase."""
+    commit_and_reveal(chain, task, updates)
     assert task.phase(0) == Phase.AGGREGATION
     return updates
 
@@ -393,7 +592,13 @@ def test_attest__quorum__finalizes_and_opens_next_round(
     ]
     assert tx.events.filter(task.FeeCredited) == [task.FeeCredited(0, a, share) for a in aggregators]
     assert tx.events.filter(task.RoundOpened) == [
-        task.RoundOpened(1, now + COMMIT_WINDOW, now + COMMIT_WINDOW + AGGREGATION_WINDOW, 4)
+        task.RoundOpened(
+            1,
+            now + COMMIT_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW + AGGREGATION_WINDOW,
+            4,
+        )
     ]
     assert task.phase(0) == Phase.FINALIZED
     assert task.roundState(0).status == RoundStatus.FINALIZED
@@ -522,8 +727,7 @@ def test_attest__rejection_not_matching_commitment__reverts(
     chain: Any,
     mismatch: str,
 ) -> None:
-    commit_all(task, {t: updates[t] for t in trainers[:3]})
-    end_commit_window(chain, task, 0)
+    commit_and_reveal(chain, task, {t: updates[t] for t in trainers[:3]})
     trainer, update = trainers[0], updates[trainers[0]]
     if mismatch == "digest":
         named = Update(make_update("other").digest, update.cid, update.samples)
@@ -890,7 +1094,13 @@ def test_close_stale_round__too_few_commits__opens_next_round(
     now = tx.timestamp
     assert tx.events == [
         task.RoundClosed(0, 1),
-        task.RoundOpened(1, now + COMMIT_WINDOW, now + COMMIT_WINDOW + AGGREGATION_WINDOW, 4),
+        task.RoundOpened(
+            1,
+            now + COMMIT_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW,
+            now + COMMIT_WINDOW + REVEAL_WINDOW + AGGREGATION_WINDOW,
+            4,
+        ),
     ]
     assert task.phase(0) == Phase.CLOSED
     assert task.currentRound() == 1
@@ -989,8 +1199,9 @@ def test_rounds__global_model_follows_each_finalization(
 
 VALID_PARAMETERS = [
     (TaskParameter.COMMIT_WINDOW, 1),
-    (TaskParameter.COMMIT_WINDOW, 3_600 - AGGREGATION_WINDOW - 1),
-    (TaskParameter.AGGREGATION_WINDOW, 3_600 - COMMIT_WINDOW - 1),
+    (TaskParameter.COMMIT_WINDOW, 3_600 - REVEAL_WINDOW - AGGREGATION_WINDOW - 1),
+    (TaskParameter.REVEAL_WINDOW, 3_600 - COMMIT_WINDOW - AGGREGATION_WINDOW - 1),
+    (TaskParameter.AGGREGATION_WINDOW, 3_600 - COMMIT_WINDOW - REVEAL_WINDOW - 1),
     (TaskParameter.MIN_UPDATES, 2**24 - 1),
     (TaskParameter.AGGREGATION_RULE, 1),
     (TaskParameter.AGGREGATION_RULE, 3),
@@ -1012,10 +1223,16 @@ VALID_PARAMETERS = [
 INVALID_PARAMETERS = [
     (TaskParameter.COMMIT_WINDOW, 0),
     (TaskParameter.COMMIT_WINDOW, 30 * 86_400 + 1),
-    (TaskParameter.COMMIT_WINDOW, 3_600 - AGGREGATION_WINDOW),  # the round must end before unbonding
+    (
+        TaskParameter.COMMIT_WINDOW,
+        3_600 - REVEAL_WINDOW - AGGREGATION_WINDOW,
+    ),  # the round must end before unbonding
+    (TaskParameter.REVEAL_WINDOW, 0),
+    (TaskParameter.REVEAL_WINDOW, 30 * 86_400 + 1),
+    (TaskParameter.REVEAL_WINDOW, 3_600 - COMMIT_WINDOW - AGGREGATION_WINDOW),
     (TaskParameter.AGGREGATION_WINDOW, 0),
     (TaskParameter.AGGREGATION_WINDOW, 30 * 86_400 + 1),
-    (TaskParameter.AGGREGATION_WINDOW, 3_600 - COMMIT_WINDOW),
+    (TaskParameter.AGGREGATION_WINDOW, 3_600 - COMMIT_WINDOW - REVEAL_WINDOW),
     (TaskParameter.MIN_UPDATES, 0),
     (TaskParameter.MIN_UPDATES, 2**24),
     (TaskParameter.AGGREGATION_RULE, 4),
@@ -1064,7 +1281,7 @@ def test_set_parameter__windows_follow_unbonding_period(
 
     task.setParameter(TaskParameter.COMMIT_WINDOW, 30 * 86_400, sender=timelock_signer)
 
-    assert task.roundDuration() == 30 * 86_400 + AGGREGATION_WINDOW
+    assert task.roundDuration() == 30 * 86_400 + REVEAL_WINDOW + AGGREGATION_WINDOW
 
 
 @pytest.mark.parametrize("who", ["owner", "trainer"])
@@ -1092,6 +1309,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
         (TaskParameter.SAMPLE_CAP, 150),
         (TaskParameter.MIN_UPDATES, 3),
         (TaskParameter.COMMIT_WINDOW, 60),
+        (TaskParameter.REVEAL_WINDOW, 30),
         (TaskParameter.AGGREGATION_RULE, 2),
         (TaskParameter.QUORUM_BPS, 6_000),
         (TaskParameter.TRAINER_SLASH_BPS, 5_000),
@@ -1101,8 +1319,9 @@ def test_set_parameter__mid_round__applies_from_next_round(
 
     # Round 0 keeps the rules it opened with.
     state, config = task.roundState(0), task.roundConfig(0)
-    assert (state.commitDeadline, state.aggregationDeadline, state.sampleCap) == (
+    assert (state.commitDeadline, state.revealDeadline, state.aggregationDeadline, state.sampleCap) == (
         before.commitDeadline,
+        before.revealDeadline,
         before.aggregationDeadline,
         10_000,
     )
@@ -1128,9 +1347,10 @@ def test_set_parameter__mid_round__applies_from_next_round(
     # Round 1 runs under the new rules.
     now = tx.timestamp
     state, config = task.roundState(1), task.roundConfig(1)
-    assert (state.commitDeadline, state.aggregationDeadline, state.sampleCap) == (
+    assert (state.commitDeadline, state.revealDeadline, state.aggregationDeadline, state.sampleCap) == (
         now + 60,
-        now + 60 + AGGREGATION_WINDOW,
+        now + 60 + 30,
+        now + 60 + 30 + AGGREGATION_WINDOW,
         150,
     )
     assert (config.rewardPerRound, config.aggregatorFee, config.minUpdates) == (50 * TOKEN, 4 * TOKEN, 3)
@@ -1187,10 +1407,9 @@ def test_default_quorum__two_of_three_equal_aggregators__finalize(project: Any, 
         d.token.approve(d.registry, stake * TOKEN, sender=account)
         d.registry.register(role, stake * TOKEN, sender=account)
     d.task.start(sender=owner)
-    for trainer in (trainer_a, trainer_b):
-        d.task.commitUpdate(
-            0, hashlib.sha256(trainer.address.encode()).digest(), "bafkreiu", 10, sender=trainer
-        )
+    updates = {t: make_update(t.address) for t in (trainer_a, trainer_b)}
+    commit_all(d.task, updates)
+    reveal_all(d.task, updates)
     model = hashlib.sha256(b"m1").digest()
 
     first = d.task.attest(0, model, "bafkreim1", [], sender=aggregators[0])

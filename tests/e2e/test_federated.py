@@ -65,7 +65,7 @@ def test_rounds_finalize_with_pinned_models_matching_the_onchain_root(
     assert rounds.global_model().digest == finals[-1].model_digest
     # Aggregators pin every update they fetched, so the rounds stay reproducible.
     for round_ in range(ROUNDS):
-        assert all(ipfs.is_pinned(commit.cid) for commit in rounds.commits(round_))
+        assert all(ipfs.is_pinned(commit.cid) for commit in rounds.revealed(round_))
 
 
 def test_verify__an_outsider_recomputes_every_round(federation: Federation, rounds: Rounds) -> None:

@@ -1,7 +1,7 @@
 """The aggregator service: reacts to the chain and attests each round's result.
 
-It follows the task's events: when a round leaves its commit window (every expected trainer
-committed, or the deadline passed), it reads the round's `UpdateCommitted` events, verifies
+It follows the task's events: when a round leaves its reveal window (every committed update
+revealed, or the deadline passed), it reads the round's `UpdateRevealed` events, verifies
 and aggregates them (`compute_round`, identical on every honest aggregator), pins the new
 global model and attests it with the rejections and their reason codes. A round that went
 stale is closed so the federation moves on. Restarted, it asks the chain whether it already
@@ -124,7 +124,7 @@ class Aggregator:
             chain_id=self.ledger.chain_id, task=context.task, version=current.version, spec=self.spec
         )
         return compute_round(
-            self.rounds.commits(round_),
+            self.rounds.revealed(round_),
             self.ipfs.cat,
             self.spec,
             context,

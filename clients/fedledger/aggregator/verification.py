@@ -21,7 +21,7 @@ Fetch = Callable[[str, int], bytes]  # (cid, max_bytes) -> bytes
 
 @dataclass(frozen=True, kw_only=True)
 class Commit:
-    """One `UpdateCommitted` event."""
+    """One revealed commitment (an `UpdateRevealed` event)."""
 
     trainer: str
     digest: bytes

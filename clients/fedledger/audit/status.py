@@ -37,9 +37,11 @@ class CurrentRound:
     phase: str
     opened_at: int
     commit_deadline: int
+    reveal_deadline: int
     aggregation_deadline: int
     commits: int
     expected_commits: int
+    reveals: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,9 +129,11 @@ def _current_round(rounds: Rounds) -> CurrentRound:
         phase=rounds.phase(number).name,
         opened_at=state.opened_at,
         commit_deadline=state.commit_deadline,
+        reveal_deadline=state.reveal_deadline,
         aggregation_deadline=state.aggregation_deadline,
         commits=state.commits,
         expected_commits=state.expected_commits,
+        reveals=state.reveals,
     )
 
 
@@ -299,8 +303,10 @@ def _render_header(report: StatusReport) -> str:
     return "\n".join(
         [
             f"chain {report.chain_id}, task {report.task}, chain time {format_time(now)}",
-            f"round {current.number}: {current.phase} ({current.commits}/{current.expected_commits} commits)",
+            f"round {current.number}: {current.phase} ({current.commits}/{current.expected_commits} commits, "
+            f"{current.reveals} revealed)",
             f"  commit deadline       {format_time(current.commit_deadline, now)}",
+            f"  reveal deadline       {format_time(current.reveal_deadline, now)}",
             f"  aggregation deadline  {format_time(current.aggregation_deadline, now)}",
             f"global model v{model.version}: {model.digest} {model.cid}",
         ]

@@ -1,6 +1,6 @@
 """`fedledger verify`: recompute a finalized round's global model from the chain and IPFS alone.
 
-An auditor needs no trust in any aggregator: the round's `UpdateCommitted` events name every
+An auditor needs no trust in any aggregator: the round's `UpdateRevealed` events name every
 update (digest and CID), its `roundConfig` the rule, its `roundState` the sample cap, and the
 `RoundFinalized` events before it the model version it produces. Running the aggregators' own
 `compute_round` over that must give the on-chain model digest and the on-chain rejections, and
@@ -71,7 +71,7 @@ class RoundReads(Protocol):
 
     def result(self, round_: int) -> RoundResult: ...
 
-    def commits(self, round_: int) -> list[Commit]: ...
+    def revealed(self, round_: int) -> list[Commit]: ...
 
     def finalizations(self) -> list[Finalization]: ...
 
@@ -250,7 +250,7 @@ def _recompute(
         clip_norm=config.clip_norm / CLIP_NORM_UNIT,
     )
     try:
-        return compute_round(reads.commits(round_), ipfs.cat, spec, context, workers, previous_model)
+        return compute_round(reads.revealed(round_), ipfs.cat, spec, context, workers, previous_model)
     except UnsupportedRuleError as exc:
         raise AuditError(f"round {round_} cannot be recomputed by this client: {exc}") from exc
 

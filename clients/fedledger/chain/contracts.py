@@ -42,10 +42,12 @@ class RoundState:
 
     opened_at: int
     commit_deadline: int
+    reveal_deadline: int
     aggregation_deadline: int
     commits: int
     expected_commits: int
     status: RoundStatus
+    reveals: int
     sample_cap: int
     total_samples: int
 
@@ -132,16 +134,27 @@ class FedLedger:
         return Phase(self.sender.call(self.task.functions.phase(round_)))
 
     def round_state(self, round_: int) -> RoundState:
-        opened, commit_end, aggregation_end, commits, expected, status, cap, samples = self.sender.call(
-            self.task.functions.roundState(round_)
-        )
+        (
+            opened,
+            commit_end,
+            reveal_end,
+            aggregation_end,
+            commits,
+            expected,
+            status,
+            reveals,
+            cap,
+            samples,
+        ) = self.sender.call(self.task.functions.roundState(round_))
         return RoundState(
             opened_at=int(opened),
             commit_deadline=int(commit_end),
+            reveal_deadline=int(reveal_end),
             aggregation_deadline=int(aggregation_end),
             commits=int(commits),
             expected_commits=int(expected),
             status=RoundStatus(status),
+            reveals=int(reveals),
             sample_cap=int(cap),
             total_samples=int(samples),
         )

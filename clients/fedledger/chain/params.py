@@ -29,10 +29,11 @@ class Phase(IntEnum):
 
     INACTIVE = 0
     COMMIT = 1
-    AGGREGATION = 2
-    FINALIZED = 3
-    STALE = 4
-    CLOSED = 5
+    REVEAL = 2
+    AGGREGATION = 3
+    FINALIZED = 4
+    STALE = 5
+    CLOSED = 6
 
 
 class RoundStatus(IntEnum):
@@ -86,6 +87,7 @@ class TaskParameter(IntEnum):
     AGGREGATOR_SLASH_BPS = 10
     QUORUM_BPS = 11
     CLIP_NORM = 12
+    REVEAL_WINDOW = 13
 
 
 class ProposalState(IntEnum):
@@ -127,6 +129,7 @@ class TaskParameters:
     # Two of three equal aggregators: 2/3 is 6,666.7 bps, so 6,667 would need all three.
     quorum_bps: int = 6_666
     clip_norm: int = 0  # millionths of the L2 norm bound on each update's change; 0: no clipping
+    reveal_window: int = 60
 
     def as_tuple(self) -> tuple[int, ...]:
         """The struct in ABI order, for the task's constructor."""

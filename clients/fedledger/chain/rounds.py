@@ -1,4 +1,5 @@
-"""The task's round protocol over web3.py: round reads, commits, attestations, claims and events.
+"""The task's round protocol over web3.py: round reads, commits and reveals, attestations,
+claims and events.
 
 Used by the trainer, the aggregator service, `fedledger status`/`verify` and the demo.
 Events are read from the deployment's block onwards, filtered by their indexed arguments.
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -24,6 +26,13 @@ from fedledger.chain.transactions import TxResult
 # aggregators; each rejection adds a slash (~35k). Unused gas is not charged.
 FINALIZE_GAS_BASE = 1_000_000
 FINALIZE_GAS_PER_REJECTION = 100_000
+
+# The deadline that ends each timed phase (a `RoundState` field).
+_DEADLINES = {
+    Phase.COMMIT: "commit_deadline",
+    Phase.REVEAL: "reveal_deadline",
+    Phase.AGGREGATION: "aggregation_deadline",
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,21 @@ class Finalization:
     trainer_reward: int
     block_number: int
     tx_hash: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Opening:
+    """What opens a sealed commitment: kept private by the trainer until the reveal phase."""
+
+    trainer: str
+    digest: bytes
+    cid: str
+    num_samples: int
+    salt: bytes
+
+    @property
+    def seal(self) -> bytes:
+        return seal_of(self.trainer, self.digest, self.num_samples, self.salt)
 
 
 @dataclass(frozen=True)
@@ -152,9 +176,8 @@ class Rounds:
         everyone waits, so when a deadline has passed on the wall clock, mine an empty block first.
         """
         phase = self.phase(round_)
-        if phase in (Phase.COMMIT, Phase.AGGREGATION) and rpc.automine(self.ledger.w3):
-            state = self.state(round_)
-            deadline = state.commit_deadline if phase == Phase.COMMIT else state.aggregation_deadline
+        if phase in _DEADLINES and rpc.automine(self.ledger.w3):
+            deadline = getattr(self.state(round_), _DEADLINES[phase])
             if rpc.latest_timestamp(self.ledger.w3) < deadline <= _wall_clock():
                 rpc.mine(self.ledger.w3)
                 phase = self.phase(round_)
@@ -162,14 +185,21 @@ class Rounds:
 
     # ---------------------------------------------------------------- events
 
-    def commits(self, round_: int) -> list[Commit]:
-        """Every `UpdateCommitted` of `round_`."""
-        return [_commit(log) for log in self._logs("UpdateCommitted", {"round": round_})]
+    def revealed(self, round_: int) -> list[Commit]:
+        """Every revealed commitment (`UpdateRevealed`) of `round_`: what aggregators verify."""
+        return [_commit(log) for log in self._logs("UpdateRevealed", {"round": round_})]
 
-    def commits_by(self, trainer: str) -> dict[int, Commit]:
-        """The commits of `trainer`, by round."""
-        logs = self._logs("UpdateCommitted", {"trainer": _checksum(trainer)})
+    def revealed_by(self, trainer: str) -> dict[int, Commit]:
+        """The revealed commitments of `trainer`, by round."""
+        logs = self._logs("UpdateRevealed", {"trainer": _checksum(trainer)})
         return {int(log["args"]["round"]): _commit(log) for log in logs}
+
+    def committed_rounds(self, trainer: str) -> set[int]:
+        """The rounds in which `trainer` committed a seal (revealed or not)."""
+        return {
+            int(log["args"]["round"])
+            for log in self._logs("UpdateCommitted", {"trainer": _checksum(trainer)})
+        }
 
     def finalizations(self) -> list[Finalization]:
         """Every `RoundFinalized`, oldest first."""
@@ -201,11 +231,17 @@ class Rounds:
 
     # ---------------------------------------------------------------- writes
 
-    def commit_update(
-        self, account: LocalAccount, round_: int, digest: bytes, cid: str, num_samples: int
-    ) -> TxResult:
-        function = self.task.functions.commitUpdate(round_, digest, cid, num_samples)
+    def commit_update(self, account: LocalAccount, round_: int, seal: bytes) -> TxResult:
+        """Commits a sealed update (see `seal_of`)."""
+        function = self.task.functions.commitUpdate(round_, seal)
         return self.ledger.sender.transact(account, function, label=f"commit round {round_}")
+
+    def reveal_update(self, account: LocalAccount, round_: int, opening: Opening) -> TxResult:
+        """Reveals a committed update (sent by `account`, for `opening.trainer`)."""
+        function = self.task.functions.revealUpdate(
+            round_, _checksum(opening.trainer), opening.digest, opening.cid, opening.num_samples, opening.salt
+        )
+        return self.ledger.sender.transact(account, function, label=f"reveal round {round_}")
 
     def attest(
         self,
@@ -243,8 +279,16 @@ class Rounds:
         )
 
 
+def seal_of(trainer: str, digest: bytes, num_samples: int, salt: bytes) -> bytes:
+    """`FederatedTask.sealOf`: keccak256(abi.encode(trainer, digest, numSamples, salt))."""
+    encoded = abi_encode(
+        ["address", "bytes32", "uint256", "bytes32"], [_checksum(trainer), digest, num_samples, salt]
+    )
+    return bytes(Web3.keccak(encoded))
+
+
 def _commit(log: Any) -> Commit:
-    """An `UpdateCommitted` log as a `Commit`, with its place in chain order."""
+    """An `UpdateRevealed` log as a `Commit`, with its place in chain order."""
     return Commit(
         trainer=str(log["args"]["trainer"]),
         digest=bytes(log["args"]["digest"]),

@@ -7,7 +7,8 @@
    reward per round) through vote, timelock and execution; open round 0.
 4. Start the aggregator services and the trainers as separate processes (`fedledger
    aggregator run`, `fedledger trainer run`): each trainer trains on its private MNIST shard,
-   pins its update and commits; each aggregator verifies, aggregates, pins and attests.
+   commits a seal of its update, then pins the update and reveals it once the commit window
+   has closed; each aggregator verifies, aggregates, pins and attests.
 5. Watch the chain: for every finalized round, fetch the new global model from IPFS, check it
    against the on-chain digest, evaluate it on the held-out digits, print a table row.
 6. Let the trainers claim their rewards, stop every process, print a JSON summary last.
@@ -72,6 +73,7 @@ class FederatedOptions:
     epochs: int = 2
     data_seed: int = 0
     commit_window: int = 120
+    reveal_window: int = 60
     aggregation_window: int = 60
     voting_period: int = 8
     timelock_delay: int = 2
@@ -91,6 +93,7 @@ class RoundRow:
     rejected: int
     accuracy: float
     commit_gas: list[int]  # per commit transaction
+    reveal_gas: list[int]  # per reveal transaction
     attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
     seconds: int  # opening to finalization, by block timestamps
 
@@ -106,6 +109,7 @@ class FederatedSummary:
     final_accuracy: float = 0.0
     accuracy: list[float] = field(default_factory=list)
     commit_gas: int = 0
+    reveal_gas: int = 0
     attest_gas: int = 0
     rejected: int = 0
     rewards_claimed: str = "0"
@@ -260,6 +264,8 @@ def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_has
         to_hex(spec_hash),
         "--commit-window",
         str(options.commit_window),
+        "--reveal-window",
+        str(options.reveal_window),
         "--aggregation-window",
         str(options.aggregation_window),
         "--min-updates",
@@ -426,9 +432,10 @@ def _watch(
     seen = 0
     deadline = time.monotonic() + options.round_timeout
     log.echo(
-        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'attest gas':>10} {'wall s':>7}"
+        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'reveal gas':>10} {'attest gas':>10} {'wall s':>7}"
     )
     commit_gas: list[int] = []
+    reveal_gas: list[int] = []
     attest_gas: list[int] = []
     while seen < options.rounds:
         _check_alive(processes)
@@ -437,6 +444,7 @@ def _watch(
             row = _row(final, rounds, ipfs, spec, test_set, model, version=seen)
             deadline = time.monotonic() + options.round_timeout
             commit_gas += row.commit_gas
+            reveal_gas += row.reveal_gas
             attest_gas += row.attest_gas
             summary.accuracy.append(row.accuracy)
             summary.rules.append(row.rule)
@@ -445,7 +453,8 @@ def _watch(
             summary.rejected += row.rejected
             log.echo(
                 f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
-                f"{_median(row.commit_gas):>10,} {_median(row.attest_gas):>10,} {row.seconds:>7}"
+                f"{_median(row.commit_gas):>10,} {_median(row.reveal_gas):>10,} {_median(row.attest_gas):>10,} "
+                f"{row.seconds:>7}"
             )
         if time.monotonic() > deadline:
             raise DemoError(
@@ -455,6 +464,7 @@ def _watch(
     summary.rounds = seen
     summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
     summary.commit_gas = _median(commit_gas)
+    summary.reveal_gas = _median(reveal_gas)
     summary.attest_gas = _median(attest_gas)
 
 
@@ -480,6 +490,7 @@ def _row(
         rejected=final.rejected,
         accuracy=round(evaluate(model, test_set), 4),
         commit_gas=rounds.transaction_gas("UpdateCommitted", {"round": final.round}),
+        reveal_gas=rounds.transaction_gas("UpdateRevealed", {"round": final.round}),
         attest_gas=rounds.transaction_gas("AttestationSubmitted", {"round": final.round}),
         seconds=_round_seconds(rounds, final),
     )

@@ -2,9 +2,13 @@
 
 Each round: wait for the Commit phase, fetch the global model and check it against the
 on-chain root, train on the local shard, encode the update canonically (bound to this task,
-round, trainer and sample count), pin it, and commit its sha256 and CID. After rounds
-finalize, claim their rewards. Restarted mid-round it asks the chain whether it already
-committed, so it never commits twice (the contract would refuse a second commit anyway).
+round, trainer and sample count) and commit a seal of it: keccak256 of (trainer, sha256 of the
+file, sample count, a random salt). The file stays private until the commit window closes;
+in the Reveal phase the trainer pins it to IPFS and reveals digest, CID, samples and salt, so
+no other trainer can copy it into a commitment of its own. After rounds finalize, claim their
+rewards. Restarted mid-round it asks the chain whether it already committed, so it never
+commits twice (the contract would refuse a second commit anyway); the opening of a seal lives
+in memory only, so a trainer restarted between commit and reveal forfeits that round.
 
 An optional `Attack` (fedledger.attacks) turns the trainer into a simulated adversary: it may
 poison the data before training, the weights after training, and what is pinned and committed.
@@ -14,6 +18,7 @@ Without one, every step is the honest one.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +31,7 @@ from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
 from fedledger.chain.params import Phase, RejectionReason
-from fedledger.chain.rounds import Rounds
+from fedledger.chain.rounds import Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.train import TrainConfig, train_local
@@ -47,7 +52,17 @@ COPY_FETCH_TIMEOUT_SECONDS = 5.0
 @dataclass(kw_only=True)
 class TrainerStats:
     committed_rounds: list[int] = field(default_factory=list)
+    revealed_rounds: list[int] = field(default_factory=list)
     claimed: dict[int, int] = field(default_factory=dict)  # round -> reward
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealedUpdate:
+    """A committed update waiting for the reveal phase: what it takes to publish and open it."""
+
+    submission: Submission
+    num_samples: int
+    salt: bytes
 
 
 class Trainer:
@@ -80,6 +95,7 @@ class Trainer:
         self._warned_inactive = False
         self.deactivated = False
         self._stop = threading.Event()
+        self._sealed: dict[int, SealedUpdate] = {}
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
             if attack is not None
@@ -98,8 +114,11 @@ class Trainer:
             done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
             try:
                 round_ = self.rounds.current_round()
-                if not done and self.rounds.synced_phase(round_) == Phase.COMMIT and self._may_commit(round_):
+                phase = self.rounds.synced_phase(round_)
+                if not done and phase == Phase.COMMIT and self._may_commit(round_):
                     self.train_and_commit(round_)
+                elif phase == Phase.REVEAL and round_ in self._sealed:
+                    self.reveal(round_)
                 self.claim_rewards()
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
@@ -115,7 +134,7 @@ class Trainer:
         return self.stats
 
     def train_and_commit(self, round_: int) -> bool:
-        """One round's work; returns whether a commit was sent."""
+        """One round's training and sealed commit; returns whether a commit was sent."""
         started = time.monotonic()
         weights = self._global_weights()
         set_weights(self.model, weights)
@@ -142,27 +161,26 @@ class Trainer:
             if self.attack
             else Submission(data=encoded, digest=sha256(encoded))
         )
-        cid = submission.cid
-        if submission.data is not None:
-            pinned = self.ipfs.add(submission.data, name=f"update-r{round_}-{self.address}.safetensors")
-            cid = cid or pinned.cid
-        if cid is None:
-            raise ValueError("a submission must carry bytes to pin or a CID to commit")
+        sealed = SealedUpdate(
+            submission=submission, num_samples=result.num_samples, salt=secrets.token_bytes(32)
+        )
         # Re-check right before sending: a restarted trainer may have committed already.
         if not self._may_commit(round_):
             return False
+        seal = seal_of(self.address, submission.digest, sealed.num_samples, sealed.salt)
         try:
-            tx = self.rounds.commit_update(self.account, round_, submission.digest, cid, result.num_samples)
+            tx = self.rounds.commit_update(self.account, round_, seal)
         except ContractRevertError as exc:
             if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase"):
                 log.warning("round %d: commit refused (%s)", round_, exc)
                 return False
             raise
+        self._sealed[round_] = sealed
         self.stats.committed_rounds.append(round_)
         log.info(
-            "round %d: committed %s (%d samples, loss %.3f, %d gas, %.1f s)%s",
+            "round %d: committed sealed update %s (%d samples, loss %.3f, %d gas, %.1f s)%s",
             round_,
-            cid,
+            submission.digest.hex()[:16],
             result.num_samples,
             result.mean_loss,
             tx.gas_used,
@@ -171,9 +189,39 @@ class Trainer:
         )
         return True
 
+    def reveal(self, round_: int) -> bool:
+        """Publishes the update sealed in `round_` and opens the seal; returns whether it was revealed."""
+        sealed = self._sealed[round_]
+        submission = sealed.submission
+        cid = submission.cid
+        if submission.data is not None:
+            pinned = self.ipfs.add(submission.data, name=f"update-r{round_}-{self.address}.safetensors")
+            cid = cid or pinned.cid
+        if cid is None:
+            raise ValueError("a submission must carry bytes to pin or a CID to reveal")
+        opening = Opening(
+            trainer=self.address,
+            digest=submission.digest,
+            cid=cid,
+            num_samples=sealed.num_samples,
+            salt=sealed.salt,
+        )
+        try:
+            tx = self.rounds.reveal_update(self.account, round_, opening)
+        except ContractRevertError as exc:
+            if exc.name not in ("TaskAlreadyRevealed", "TaskUnexpectedPhase"):
+                raise
+            log.warning("round %d: reveal refused (%s)", round_, exc)
+            del self._sealed[round_]
+            return False
+        del self._sealed[round_]
+        self.stats.revealed_rounds.append(round_)
+        log.info("round %d: revealed %s (%d gas)", round_, cid, tx.gas_used)
+        return True
+
     def claim_rewards(self) -> None:
         """Claims the reward of every finalized round where this trainer's update was accepted."""
-        for round_, commit in self.rounds.commits_by(self.address).items():
+        for round_, commit in self.rounds.revealed_by(self.address).items():
             if round_ in self.stats.claimed or self.rounds.phase(round_) != Phase.FINALIZED:
                 continue
             if self.rounds.rejection(round_, self.address) != RejectionReason.NONE:
@@ -189,6 +237,9 @@ class Trainer:
 
     def _may_commit(self, round_: int) -> bool:
         if self.rounds.commitment(round_, self.address) != bytes(32):
+            if round_ not in self._sealed and round_ not in self.stats.committed_rounds:
+                log.warning("round %d: committed before a restart; the seal's opening is lost", round_)
+                self.stats.committed_rounds.append(round_)
             return False
         since = self.rounds.trainer_active_since(self.address)
         if since == 0:
@@ -208,7 +259,7 @@ class Trainer:
             phase = self.rounds.phase(round_)
             if phase == Phase.FINALIZED and round_ not in self.stats.claimed:
                 return False
-            if phase in (Phase.COMMIT, Phase.AGGREGATION):
+            if phase in (Phase.COMMIT, Phase.REVEAL, Phase.AGGREGATION):
                 return False
         return True
 
@@ -225,8 +276,10 @@ class Trainer:
     def _peer_update(self, round_: int, victim: str | None) -> dict[str, Array] | None:
         """Another trainer's valid update of `round_` (for a copying free rider), or None.
 
-        Polls the round's commits until one (of `victim`, if named) verifies, giving up shortly
-        before the commit deadline so that the copier can still commit.
+        Polls the round's revealed updates until one (of `victim`, if named) verifies, giving up
+        shortly before the commit deadline so that the copier can still commit. Under
+        commit-reveal nothing is revealed before the commit window closes, so an honest
+        federation leaves the copier empty-handed: this is the attack the protocol defeats.
         """
         give_up = self.rounds.state(round_).commit_deadline - COPY_MARGIN_SECONDS
         while True:
@@ -243,7 +296,7 @@ class Trainer:
         peers = sorted(
             (
                 c
-                for c in self.rounds.commits(round_)
+                for c in self.rounds.revealed(round_)
                 if c.trainer.lower() != self.address.lower()
                 and (victim is None or c.trainer.lower() == victim.lower())
             ),
