@@ -15,7 +15,8 @@ CALLS = [
     ("requestUnstake", "StakingRegistry.requestUnstake"),
     ("withdraw", "StakingRegistry.withdraw (after unbonding)"),
     ("start", "FederatedTask.start (opens round 0)"),
-    ("commitUpdate", "FederatedTask.commitUpdate"),
+    ("commitUpdate", "FederatedTask.commitUpdate (the seal)"),
+    ("revealUpdate", "FederatedTask.revealUpdate (digest, CID, samples)"),
     ("attest", "FederatedTask.attest (below quorum)"),
     ("attest_finalizing", "FederatedTask.attest (reaches quorum: finalizes, pays, opens next round)"),
     ("claimReward", "FederatedTask.claimReward"),
@@ -44,11 +45,17 @@ and three aggregators; the test also fails if `commitUpdate` exceeds 60,000.
 {rows}
 
 `commitUpdate` target: at most 60,000. Floor: about 46,000 — the 21,000 base transaction,
-~2,000 of calldata, one new storage slot (22,100) and the `UpdateCommitted` event (~3,000).
-The rest is the round slot (read and update: ~5,000) and the trainer's eligibility (one
-cold slot in the task, 2,100). The registry pushes every trainer status change into the task
-(`syncTrainer`) so a commit needs no call into the registry (a cold call cost ~5,000 more:
-63,102 before, measured the same way).
+~1,000 of calldata, one new storage slot (22,100) and the `UpdateCommitted` event (~1,800).
+The rest is the round's first slot (read and update: ~5,000) and the trainer's eligibility
+(one cold slot in the task, 2,100). The registry pushes every trainer status change into the
+task (`syncTrainer`) so a commit needs no call into the registry (a cold call cost ~5,000
+more). Every field a commit reads sits in the round state's first slot; the second slot is
+written only by reveals.
+
+Commit-reveal costs a second transaction per trainer and round: `revealUpdate` checks the
+opening against the seal, overwrites the same commitment slot (no new slot) with
+keccak256(digest, samples) and emits the CID. Before commit-reveal a single commit carrying
+digest and CID cost 58,254; now commit + reveal cost the sum of the two rows above.
 
 A finalizing attestation costs more because it settles the round: it records rejections and
 slashes, credits the aggregators' fees, moves the global model and opens the next round.
