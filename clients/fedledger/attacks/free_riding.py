@@ -5,8 +5,9 @@
 - `CopyOther`: submits another trainer's update of the same round, re-encoded under its own
   binding (so the file is valid for it: a new digest, its own address and sample count).
   The trainer wiring supplies `source` (see `AttackContext.peer_update`): it reads the
-  other trainers' commits from the chain, fetches their files from IPFS and verifies them.
-  With nothing to copy by the end of the commit window it falls back to the global model.
+  round's revealed updates from the chain, fetches their files from IPFS and verifies them.
+  Under commit-reveal nothing is revealed while the commit window is open, so it finds
+  nothing and falls back to the global model (a Duplicate of the starting model).
 
 All of them still train locally (the trainer loop does), then discard the result. Their files
 pass verification; catching them is the aggregation rule's job (or a duplicate check).

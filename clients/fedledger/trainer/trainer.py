@@ -43,8 +43,6 @@ from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.trainer")
 
-# A copying free rider stops looking for an update to copy this long before the commit deadline.
-COPY_MARGIN_SECONDS = 5.0
 # How long it waits for one peer file (a peer may have committed a CID nobody serves).
 COPY_FETCH_TIMEOUT_SECONDS = 5.0
 
@@ -276,18 +274,11 @@ class Trainer:
     def _peer_update(self, round_: int, victim: str | None) -> dict[str, Array] | None:
         """Another trainer's valid update of `round_` (for a copying free rider), or None.
 
-        Polls the round's revealed updates until one (of `victim`, if named) verifies, giving up
-        shortly before the commit deadline so that the copier can still commit. Under
-        commit-reveal nothing is revealed before the commit window closes, so an honest
-        federation leaves the copier empty-handed: this is the attack the protocol defeats.
+        Under commit-reveal nothing of the round is revealed while its commit window is open,
+        so polling would only waste the window: one look, which finds nothing in an honest
+        federation. This is the attack the protocol defeats.
         """
-        give_up = self.rounds.state(round_).commit_deadline - COPY_MARGIN_SECONDS
-        while True:
-            tensors = self._first_valid_peer_update(round_, victim)
-            if tensors is not None or time.time() >= give_up:
-                return tensors
-            if self._stop.wait(self.poll_interval):
-                return None
+        return self._first_valid_peer_update(round_, victim)
 
     def _first_valid_peer_update(self, round_: int, victim: str | None) -> dict[str, Array] | None:
         def fetch(cid: str, max_bytes: int) -> bytes:
