@@ -114,9 +114,21 @@ def _read_header(data: bytes) -> dict[str, Any]:
     (length,) = struct.unpack("<Q", data[:8])
     if length > MAX_HEADER_BYTES or 8 + length > len(data):
         raise InvalidUpdateError(RejectionReason.MALFORMED, f"header length {length} does not fit the file")
+    # Within the size limit, a longer header leaves less than the spec's tensor data. Refused before
+    # parsing, whatever the model size: parsed JSON takes up to ~30 times its size in Python objects
+    # (`[[]],` is five bytes and two lists), so a 1 MiB header could cost 30 MiB.
+    if length > HEADER_SLACK:
+        raise InvalidUpdateError(
+            RejectionReason.MALFORMED, f"header of {length} bytes exceeds the {HEADER_SLACK}-byte allowance"
+        )
     try:
-        header = json.loads(data[8 : 8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Decoded first: json.loads(bytes) would also take UTF-16 and UTF-32 and lone surrogates,
+        # where safetensors headers are UTF-8.
+        header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and UnicodeDecodeError, but also the int() digit limit
+        # (a number of more than 4300 digits); RecursionError is deep nesting ("[[[[..."). Both
+        # used to escape decode, and any exception but InvalidUpdateError crashes the aggregator's round.
         raise InvalidUpdateError(RejectionReason.MALFORMED, f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise InvalidUpdateError(RejectionReason.MALFORMED, "header is not a JSON object")
@@ -128,10 +140,13 @@ def _header_schema(header: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ..
     for name, info in header.items():
         if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
             raise InvalidUpdateError(RejectionReason.MALFORMED, f"tensor {name!r} has no valid description")
-        shape = info["shape"]
-        if not all(isinstance(d, int) and d >= 0 for d in shape):
+        shape, dtype = info["shape"], info.get("dtype")
+        # bool is an int in Python: without the exclusion, [true, 4] would pass for shape (1, 4).
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
             raise InvalidUpdateError(RejectionReason.MALFORMED, f"tensor {name!r} has an invalid shape")
-        schema[name] = (str(info.get("dtype")), tuple(shape))
+        if not isinstance(dtype, str):  # a name, not str() of whatever JSON stands in its place
+            raise InvalidUpdateError(RejectionReason.MALFORMED, f"tensor {name!r} has no string dtype")
+        schema[name] = (dtype, tuple(shape))
     return schema
 
 
