@@ -8,11 +8,16 @@
     fedledger gov list
     fedledger devnet down
     fedledger demo
+    fedledger account new --keystore ~/.fedledger/trainer.json ; fedledger account show SPEC
 
 Accounts (`--account`, or FEDLEDGER_ACCOUNT): `dev:N` is Anvil's public test key N (only on a
 local Anvil); `env:VAR` reads a private key from environment variable VAR; `keystore:PATH`
 decrypts a JSON keystore (password from FEDLEDGER_KEYSTORE_PASSWORD, or asked). Keys are
 never printed.
+
+Commands that send transactions refuse a node that is not a local devnet (Anvil on a loopback
+address with a devnet chain id) unless given `--allow-remote` (or FEDLEDGER_ALLOW_REMOTE=1).
+Read-only commands (status, verify, gov list) run against any node.
 """
 
 from __future__ import annotations
@@ -318,6 +323,34 @@ def _gov_options(function: F) -> F:
     return function
 
 
+def _allow_remote_option(function: F) -> F:
+    return click.option(
+        "--allow-remote",
+        is_flag=True,
+        envvar="FEDLEDGER_ALLOW_REMOTE",
+        help="send transactions even if the node is not a local Anvil devnet (a testnet, mainnet)",
+    )(function)
+
+
+def _ledger(obj: Context, rpc_url: str | None, *, sends: bool, allow_remote: bool = False) -> Any:
+    """The deployment on the node at `rpc_url`; when the command `sends` transactions, only on a
+    local devnet unless `allow_remote`."""
+    from fedledger.chain.contracts import FedLedger
+    from fedledger.chain.rpc import connect
+
+    url = obj.rpc_url(rpc_url)
+    w3 = connect(url)
+    if sends:
+        _require_local(w3, url, allow_remote)
+    return FedLedger.on(w3, url=url, deployments_dir=obj.deployments_dir)
+
+
+def _require_local(w3: Any, url: str, allow_remote: bool) -> None:
+    from fedledger.chain.network import node_facts, require_local_devnet
+
+    require_local_devnet(node_facts(w3, url), allow_remote=allow_remote)
+
+
 def _account_option(function: F) -> F:
     return click.option(
         "--account",
@@ -329,12 +362,10 @@ def _account_option(function: F) -> F:
     )(function)
 
 
-def _governance(obj: Context, rpc_url: str | None) -> Any:
-    from fedledger.chain.contracts import FedLedger
+def _governance(obj: Context, rpc_url: str | None, *, sends: bool, allow_remote: bool = False) -> Any:
     from fedledger.chain.governance import Governance
 
-    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
-    return Governance(ledger)
+    return Governance(_ledger(obj, rpc_url, sends=sends, allow_remote=allow_remote))
 
 
 def _signer(governance: Any, spec: Any) -> Any:
@@ -369,6 +400,7 @@ def gov() -> None:
 )
 @_account_option
 @_gov_options
+@_allow_remote_option
 @click.pass_obj
 @friendly_errors
 def gov_propose(
@@ -378,11 +410,12 @@ def gov_propose(
     skip_simulation: bool,
     account_spec: Any,
     rpc_url: str | None,
+    allow_remote: bool,
 ) -> None:
     """Proposes parameter changes (after checking each would execute)."""
     from fedledger.chain.proposals import format_time
 
-    governance = _governance(obj, rpc_url)
+    governance = _governance(obj, rpc_url, sends=True, allow_remote=allow_remote)
     signer = _signer(governance, account_spec)
     record = governance.propose(signer, list(changes), description, simulate=not skip_simulation)
     click.echo(f"proposal {record.proposal_id}")
@@ -397,13 +430,20 @@ def gov_propose(
 @click.option("--reason", default="", help="recorded with the vote")
 @_account_option
 @_gov_options
+@_allow_remote_option
 @click.pass_obj
 @friendly_errors
 def gov_vote(
-    obj: Context, proposal_id: int, support: str, reason: str, account_spec: Any, rpc_url: str | None
+    obj: Context,
+    proposal_id: int,
+    support: str,
+    reason: str,
+    account_spec: Any,
+    rpc_url: str | None,
+    allow_remote: bool,
 ) -> None:
     """Votes on an active proposal with the account's stake."""
-    governance = _governance(obj, rpc_url)
+    governance = _governance(obj, rpc_url, sends=True, allow_remote=allow_remote)
     result = governance.vote(_signer(governance, account_spec), proposal_id, SUPPORT[support], reason)
     click.echo(f"voted {support} on {proposal_id} (gas {result.gas_used:,}, tx {result.tx_hash})")
 
@@ -412,13 +452,16 @@ def gov_vote(
 @click.argument("proposal_id", type=ProposalId())
 @_account_option
 @_gov_options
+@_allow_remote_option
 @click.pass_obj
 @friendly_errors
-def gov_queue(obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None) -> None:
+def gov_queue(
+    obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None, allow_remote: bool
+) -> None:
     """Queues a succeeded proposal in the timelock."""
     from fedledger.chain.proposals import format_time
 
-    governance = _governance(obj, rpc_url)
+    governance = _governance(obj, rpc_url, sends=True, allow_remote=allow_remote)
     result = governance.queue(_signer(governance, account_spec), proposal_id)
     eta = governance.times(proposal_id).eta
     click.echo(f"queued {proposal_id} (gas {result.gas_used:,}); executable at {format_time(eta)}")
@@ -428,11 +471,14 @@ def gov_queue(obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | 
 @click.argument("proposal_id", type=ProposalId())
 @_account_option
 @_gov_options
+@_allow_remote_option
 @click.pass_obj
 @friendly_errors
-def gov_execute(obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None) -> None:
+def gov_execute(
+    obj: Context, proposal_id: int, account_spec: Any, rpc_url: str | None, allow_remote: bool
+) -> None:
     """Executes a queued proposal once the timelock delay is over."""
-    governance = _governance(obj, rpc_url)
+    governance = _governance(obj, rpc_url, sends=True, allow_remote=allow_remote)
     result = governance.execute(_signer(governance, account_spec), proposal_id)
     click.echo(f"executed {proposal_id} (gas {result.gas_used:,}, tx {result.tx_hash})")
 
@@ -447,7 +493,7 @@ def gov_list(obj: Context, proposal_id: int | None, rpc_url: str | None) -> None
     from fedledger.chain.proposals import format_time, state_name
     from fedledger.chain.values import format_token
 
-    governance = _governance(obj, rpc_url)
+    governance = _governance(obj, rpc_url, sends=False)
     governance.sync_clock()
     records = governance.proposals() if proposal_id is None else [governance.find(proposal_id)]
     if not records:
@@ -471,6 +517,54 @@ def gov_list(obj: Context, proposal_id: int | None, rpc_url: str | None) -> None
             click.echo(f"  eta {format_time(status.times.eta, now)}")
 
 
+# ---------------------------------------------------------------- account
+
+
+@cli.group()
+def account() -> None:
+    """Create a keystore account, or show an account's address. Keys are never printed."""
+
+
+@account.command("new")
+@click.option(
+    "--keystore",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="where to write the encrypted JSON keystore (must not exist yet)",
+)
+@friendly_errors
+def account_new(path: Path) -> None:
+    """Creates a random account in an encrypted keystore and prints its address.
+
+    The password comes from FEDLEDGER_KEYSTORE_PASSWORD, or is asked for twice. The file is
+    readable by its owner only; use it as `--account keystore:PATH`.
+    """
+    import os
+
+    from fedledger.chain.accounts import KEYSTORE_PASSWORD_ENV, AccountError, new_keystore
+
+    path = path.expanduser()
+    if path.exists() or path.is_symlink():
+        raise AccountError(f"{path} already exists; not overwriting it")
+    password = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if password is None:
+        password = str(click.prompt("new keystore password", hide_input=True, confirmation_prompt=True))
+    address = new_keystore(path, password)
+    click.echo(address)
+    click.echo(f"keystore written to {path}; use --account keystore:{path}", err=True)
+
+
+@account.command("show")
+@click.argument("spec", type=AccountParam(), metavar="ACCOUNT")
+@friendly_errors
+def account_show(spec: Any) -> None:
+    """Prints the address of ACCOUNT (dev:N, env:VAR or keystore:PATH), never its key."""
+    from fedledger.chain.accounts import resolve_account
+
+    click.echo(resolve_account(spec, allow_devnet=True, password=_ask_password).address)
+
+
 # ---------------------------------------------------------------- trainer, aggregator
 
 
@@ -479,6 +573,18 @@ def _node_options(function: F) -> F:
         function
     )
     return click.option("--rpc-url", envvar="FEDLEDGER_RPC_URL", help="default: the running devnet")(function)
+
+
+def _service_options(function: F) -> F:
+    function = _allow_remote_option(function)
+    return click.option(
+        "--wait-for-node",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="at startup, wait this long for the JSON-RPC node to answer (0: fail at once)",
+    )(function)
 
 
 def _service_logging(verbose: bool) -> None:
@@ -491,13 +597,26 @@ def _service_logging(verbose: bool) -> None:
     )
 
 
-def _connect_service(obj: Context, rpc_url: str | None, ipfs: str | None, account_spec: Any) -> Any:
+def _connect_service(
+    obj: Context,
+    rpc_url: str | None,
+    ipfs: str | None,
+    account_spec: Any,
+    *,
+    allow_remote: bool,
+    wait_for_node: float,
+) -> Any:
+    import logging
+
     from fedledger.chain.accounts import resolve_account
     from fedledger.chain.contracts import FedLedger
-    from fedledger.chain.rpc import is_anvil
+    from fedledger.chain.rpc import connect_waiting, is_anvil
     from fedledger.storage.ipfs import IpfsClient
 
-    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    url = obj.rpc_url(rpc_url)
+    w3 = connect_waiting(url, wait=wait_for_node, log=logging.getLogger("fedledger.node"))
+    _require_local(w3, url, allow_remote)
+    ledger = FedLedger.on(w3, url=url, deployments_dir=obj.deployments_dir)
     account = resolve_account(account_spec, allow_devnet=is_anvil(ledger.w3), password=_ask_password)
     return ledger, IpfsClient(ipfs_api(obj, ipfs)), account
 
@@ -552,6 +671,7 @@ def trainer() -> None:
 @click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
+@_service_options
 @click.pass_obj
 @friendly_errors
 def trainer_run(
@@ -572,6 +692,8 @@ def trainer_run(
     verbose: bool,
     rpc_url: str | None,
     ipfs_api: str | None,
+    allow_remote: bool,
+    wait_for_node: float,
 ) -> None:
     """Runs a trainer: each round, train on the local shard, pin the update, commit its digest."""
     import torch
@@ -585,7 +707,9 @@ def trainer_run(
 
     _service_logging(verbose)
     torch.set_num_threads(threads)
-    ledger, ipfs, account = _connect_service(obj, rpc_url, ipfs_api, account_spec)
+    ledger, ipfs, account = _connect_service(
+        obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
+    )
     spec = ShardSpec(index=shard[0], count=shard[1], partition=partition, alpha=alpha, seed=data_seed)  # type: ignore[arg-type]
     runner = Trainer(
         ledger=ledger,
@@ -635,6 +759,7 @@ def aggregator() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
+@_service_options
 @click.pass_obj
 @friendly_errors
 def aggregator_run(
@@ -645,13 +770,17 @@ def aggregator_run(
     verbose: bool,
     rpc_url: str | None,
     ipfs_api: str | None,
+    allow_remote: bool,
+    wait_for_node: float,
 ) -> None:
     """Runs an aggregator service until stopped (or for --rounds rounds)."""
     from fedledger.aggregator.service import Aggregator
     from fedledger.learning.model import model_spec
 
     _service_logging(verbose)
-    ledger, ipfs, account = _connect_service(obj, rpc_url, ipfs_api, account_spec)
+    ledger, ipfs, account = _connect_service(
+        obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
+    )
     service = Aggregator(ledger=ledger, ipfs=ipfs, account=account, spec=model_spec(), fetch_workers=workers)
     stats = service.run(max_rounds=rounds)
     click.echo(
@@ -809,9 +938,8 @@ def audit_status(
 ) -> None:
     """Shows the federation: current round, global model, finalized rounds, participants, parameters."""
     from fedledger.audit.status import federation_status, mnist_evaluator, render_status, status_to_json
-    from fedledger.chain.contracts import FedLedger
 
-    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    ledger = _ledger(obj, rpc_url, sends=False)
     ipfs, evaluator, spec = None, None, None
     if accuracy:
         from fedledger.learning.model import model_spec
@@ -835,10 +963,9 @@ def audit_verify(
 ) -> None:
     """Recomputes a finalized round from the chain and IPFS alone. Exit code 1 if it does not match."""
     from fedledger.audit.verify import render_verify, verify_round, verify_to_json
-    from fedledger.chain.contracts import FedLedger
     from fedledger.learning.model import model_spec
 
-    ledger = FedLedger.connect(obj.rpc_url(rpc_url), deployments_dir=obj.deployments_dir)
+    ledger = _ledger(obj, rpc_url, sends=False)
     ipfs = _audit_ipfs(obj, ipfs_api)
     report = verify_round(ledger, ipfs, round_, model_spec(), workers=workers)
     click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))

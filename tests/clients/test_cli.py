@@ -39,6 +39,11 @@ def test_help__every_command(run: Callable[..., Result]) -> None:
         ["gov", "queue"],
         ["gov", "execute"],
         ["gov", "list"],
+        ["account"],
+        ["account", "new"],
+        ["account", "show"],
+        ["trainer", "run"],
+        ["aggregator", "run"],
         ["demo"],
     ):
         result = run(*args, "--help")

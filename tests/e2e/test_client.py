@@ -95,7 +95,10 @@ def test_revert__custom_error_named_with_arguments(ledger: FedLedger) -> None:
 
 def test_stale_deployment__clear_error(ledger: FedLedger) -> None:
     moved = dict(ledger.deployment.addresses, FedToken="0x" + "12" * 20)
-    with pytest.raises(StaleDeploymentError, match="has no code on chain 31337"):
+    with pytest.raises(
+        StaleDeploymentError,
+        match=r"no fedledger contracts at 0x1212121212121212121212121212121212121212 \(FedToken\) on chain 31337: ",
+    ):
         FedLedger(ledger.w3, replace(ledger.deployment, addresses=moved))
 
 

@@ -23,6 +23,7 @@ from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
 from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
 from fedledger.chain.rounds import RejectionEntry, Rounds
+from fedledger.retry import service_outage
 from fedledger.storage.ipfs import IpfsClient, IpfsError
 from fedledger.storage.models import fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
@@ -73,6 +74,7 @@ class Aggregator:
         without this aggregator, it never attests that round at all.
         """
         stop = stop or threading.Event()
+        outage = service_outage(log, self.poll_interval)
         first_round = self.rounds.current_round()
         while not stop.is_set():
             if max_rounds is not None and self.rounds.current_round() >= first_round + max_rounds:
@@ -83,8 +85,9 @@ class Aggregator:
                 self.step()
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
-                log.warning("%s; retrying", exc)
-                stop.wait(min(5.0, self.poll_interval * 10))
+                stop.wait(outage.failed(exc))
+            else:
+                outage.succeeded()
             stop.wait(self.poll_interval)
         return self.stats
 

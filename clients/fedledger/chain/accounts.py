@@ -6,13 +6,15 @@
   (its password from an environment variable or typed in).
 
 An account spec names one of these on the command line: `dev:N` (or just `N`), `env:VAR`,
-`keystore:PATH`.
+`keystore:PATH`. `new_keystore` creates a keystore with a fresh random key. No message here
+quotes key material: a spec that looks like a pasted private key is refused without echoing it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ from fedledger.chain.errors import FedledgerError
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_HD_PATH = "m/44'/60'/0'/0/{index}"
 KEYSTORE_PASSWORD_ENV = "FEDLEDGER_KEYSTORE_PASSWORD"
+KEYSTORE_MODE = 0o600
+_KEY_LIKE = re.compile(r"(0[xX])?[0-9a-fA-F]{56,}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -65,6 +70,11 @@ def parse_account_spec(text: str) -> AccountSpec:
     if raw.isdigit():
         return AccountSpec("dev", raw)
     kind, sep, value = raw.partition(":")
+    if _KEY_LIKE.fullmatch(raw) or _KEY_LIKE.fullmatch(value):
+        raise AccountError(
+            "bad account: it looks like a private key. Never pass a key on the command line; "
+            "use env:VAR (the key in environment variable VAR) or keystore:PATH"
+        )
     if not sep or kind not in ("dev", "env", "keystore") or not value:
         raise AccountError(
             f"bad account {text!r}: use dev:N (Anvil test key N, devnets only), env:VAR "
@@ -72,6 +82,8 @@ def parse_account_spec(text: str) -> AccountSpec:
         )
     if kind == "dev" and not value.isdigit():
         raise AccountError(f"bad account {text!r}: dev:N needs a number, e.g. dev:1")
+    if kind == "env" and not _ENV_NAME.fullmatch(value):
+        raise AccountError("bad account: env:VAR needs the name of an environment variable, e.g. env:FED_KEY")
     return AccountSpec(kind, value)
 
 
@@ -82,7 +94,7 @@ def account_from_env(variable: str) -> LocalAccount:
         raise AccountError(f"environment variable {variable} is not set (it should hold a private key)")
     try:
         account: LocalAccount = Account.from_key(key.strip())
-    except (ValueError, TypeError):
+    except Exception:  # whatever it is, its message may quote the key
         raise AccountError(f"environment variable {variable} does not hold a valid private key") from None
     return account
 
@@ -99,6 +111,33 @@ def account_from_keystore(path: Path, password: str) -> LocalAccount:
         raise AccountError(f"cannot decrypt keystore {path}: wrong password or not a keystore") from None
     account: LocalAccount = Account.from_key(key)
     return account
+
+
+def new_keystore(path: Path, password: str) -> str:
+    """Creates a fresh random account in an encrypted keystore at `path`; returns its address.
+
+    The file is created with mode 0600 and never replaces an existing one.
+    """
+    if not password:
+        raise AccountError("the keystore password must not be empty")
+    if path.exists() or path.is_symlink():
+        raise AccountError(f"{path} already exists; not overwriting it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEYSTORE_MODE)
+    except FileExistsError:
+        raise AccountError(f"{path} already exists; not overwriting it") from None
+    except OSError as exc:
+        raise AccountError(f"cannot create keystore {path}: {exc.strerror}") from None
+    account: LocalAccount = Account.create()
+    try:
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(file.fileno(), KEYSTORE_MODE)  # whatever the umask
+            json.dump(Account.encrypt(account.key, password), file)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return str(account.address)
 
 
 def resolve_account(

@@ -17,14 +17,15 @@ from web3.contract import Contract
 
 from fedledger.chain.abi import load_abis
 from fedledger.chain.deployments import DEFAULT_DIRECTORY, Deployment, load_deployment
-from fedledger.chain.errors import ErrorDecoder, FedledgerError
+from fedledger.chain.errors import ErrorDecoder, MissingContractError
 from fedledger.chain.params import Phase, RegistryParameter, Role, RoundStatus, TaskParameter
-from fedledger.chain.rpc import connect
+from fedledger.chain.rpc import connect, display_url
 from fedledger.chain.transactions import TransactionSender, TxResult
 
 
-class StaleDeploymentError(FedledgerError):
-    """The deployments file names addresses that hold no code: the chain was reset."""
+class StaleDeploymentError(MissingContractError):
+    """The deployments file names addresses that hold no code: the node lost its state (an
+    Anvil restarted without it), or the file was written for another chain."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,12 @@ class Participant:
 class FedLedger:
     """The contracts of one fedledger deployment, bound to a node and a transaction sender."""
 
-    def __init__(self, w3: Web3, deployment: Deployment, *, check_code: bool = True) -> None:
+    def __init__(
+        self, w3: Web3, deployment: Deployment, *, check_code: bool = True, url: str | None = None
+    ) -> None:
         self.w3 = w3
         self.deployment = deployment
+        self.url = url
         abis = load_abis()
         self.decoder = ErrorDecoder(abis.values())
         self.sender = TransactionSender(w3, self.decoder)
@@ -83,8 +87,12 @@ class FedLedger:
     @classmethod
     def connect(cls, url: str, *, deployments_dir: Path = DEFAULT_DIRECTORY) -> FedLedger:
         """The deployment on the chain at `url`, as recorded in `deployments_dir`."""
-        w3 = connect(url)
-        return cls(w3, load_deployment(int(w3.eth.chain_id), deployments_dir))
+        return cls.on(connect(url), url=url, deployments_dir=deployments_dir)
+
+    @classmethod
+    def on(cls, w3: Web3, *, url: str, deployments_dir: Path = DEFAULT_DIRECTORY) -> FedLedger:
+        """The deployment on the chain `w3` is connected to (at `url`, for messages)."""
+        return cls(w3, load_deployment(int(w3.eth.chain_id), deployments_dir), url=url)
 
     # ---------------------------------------------------------------- contracts
 
@@ -210,9 +218,11 @@ class FedLedger:
     def _check_code(self) -> None:
         for name, contract in self.contracts.items():
             if not self.w3.eth.get_code(contract.address):
+                where = f"chain {self.chain_id}" + (f" ({display_url(self.url)})" if self.url else "")
                 raise StaleDeploymentError(
-                    f"{name} at {contract.address} has no code on chain {self.chain_id}: the chain was "
-                    "reset since the deployments file was written; deploy again (`fedledger deploy`)"
+                    f"no fedledger contracts at {contract.address} ({name}) on {where}: the node lost "
+                    "its state (an Anvil restarted without it?) or the deployments file is for another "
+                    "chain; redeploy with `fedledger deploy`"
                 )
 
 

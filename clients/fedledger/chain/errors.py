@@ -61,6 +61,10 @@ class RpcUnavailableError(FedledgerError, ConnectionError):
     """No JSON-RPC endpoint answers at the URL (node down, wrong port, wrong URL)."""
 
 
+class MissingContractError(FedledgerError):
+    """A contract address holds no code: the node lost its state, or it is another chain."""
+
+
 class ContractRevertError(FedledgerError):
     """A call or transaction reverted. `name` is the custom error (or `Error`/`Panic`)."""
 

@@ -1,6 +1,8 @@
 """Connecting to a JSON-RPC node, and the chain clock.
 
-`connect` fails fast with `RpcUnavailableError` when nothing answers. `wait_for_timestamp` waits
+`connect` fails fast with `RpcUnavailableError` when nothing answers; later, a node that stops
+answering (down, restarting, unreachable) raises `RpcUnavailableError` from any call too, so
+callers handle one project error rather than the HTTP library's. `wait_for_timestamp` waits
 until the chain's latest block reaches a time: under Anvil's automine a block (and so the clock
 seen by calls) only appears when a transaction arrives, so there it mines empty blocks while
 waiting; on interval-mining or real chains it only polls.
@@ -8,31 +10,91 @@ waiting; on interval-mining or real chains it only polls.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import requests
 from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3Exception
+from web3.types import RPCEndpoint, RPCResponse
 
 from fedledger.chain.errors import FedledgerError, RpcUnavailableError
+from fedledger.retry import Backoff
 
 DEFAULT_TIMEOUT = 10.0
 
 
+class NodeProvider(HTTPProvider):
+    """web3's HTTP provider whose transport failures raise `RpcUnavailableError`."""
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except (requests.RequestException, OSError) as exc:
+            if isinstance(exc, RpcUnavailableError):
+                raise
+            raise RpcUnavailableError(
+                f"no JSON-RPC node answers at {display_url(str(self.endpoint_uri))} ({type(exc).__name__})"
+            ) from exc
+
+
 def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Web3:
     """A `Web3` on `url`, checked by asking its chain id."""
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    w3 = Web3(NodeProvider(url, request_kwargs={"timeout": timeout}))
     try:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
-    except (requests.RequestException, OSError) as exc:
+    except RpcUnavailableError as exc:
         raise RpcUnavailableError(
-            f"no JSON-RPC node answers at {url} ({type(exc).__name__}); "
-            "is the devnet running (`fedledger devnet status`) or the URL right?"
-        ) from exc
+            f"{exc}; is the devnet running (`fedledger devnet status`) or the URL right?"
+        ) from exc.__cause__
     except (Web3Exception, ValueError) as exc:
-        raise RpcUnavailableError(f"{url} does not answer eth_chainId as an Ethereum node: {exc}") from exc
+        raise RpcUnavailableError(
+            f"{display_url(url)} does not answer eth_chainId as an Ethereum node: {exc}"
+        ) from exc
     return w3
+
+
+def connect_waiting(url: str, *, wait: float, log: logging.Logger, timeout: float = DEFAULT_TIMEOUT) -> Web3:
+    """`connect`, retried with backoff for up to `wait` seconds: for services that may start
+    before their node. Logs once when it starts waiting and once when the node answers."""
+    deadline = time.monotonic() + wait
+    backoff = Backoff(initial=0.5, maximum=10.0)
+    while True:
+        try:
+            w3 = connect(url, timeout=timeout)
+        except RpcUnavailableError as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if wait > 0:
+                    raise RpcUnavailableError(f"{exc} (waited {wait:.0f} s)") from exc.__cause__
+                raise
+            if backoff.failures == 0:
+                log.warning("%s; waiting up to %.0f s for it", exc, wait)
+            time.sleep(min(backoff.next_delay(), remaining))
+            continue
+        if backoff.failures:
+            log.warning("the JSON-RPC node at %s answers now", display_url(url))
+        return w3
+
+
+def display_url(url: str) -> str:
+    """`url` fit for messages and logs: scheme, host and port; no credentials, path or query.
+
+    Hosted endpoints carry API keys in the path (`/v3/<key>`) or the user info.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "<malformed URL>"
+    if not parts.scheme or not host:
+        return "<malformed URL>"
+    shown = f"[{host}]" if ":" in host else host
+    location = f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return location + ("/..." if hidden else "")
 
 
 def latest_timestamp(w3: Web3) -> int:

@@ -17,10 +17,21 @@ from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    ContractLogicError,
+    TimeExhausted,
+    Web3Exception,
+    Web3RPCError,
+)
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
-from fedledger.chain.errors import ContractRevertError, ErrorDecoder, TransactionFailedError
+from fedledger.chain.errors import (
+    ContractRevertError,
+    ErrorDecoder,
+    MissingContractError,
+    TransactionFailedError,
+)
 
 DEFAULT_POLL_LATENCY = 0.01
 DEFAULT_RECEIPT_TIMEOUT = 120.0
@@ -65,6 +76,14 @@ class TransactionSender:
             return function.call(params)
         except ContractLogicError as exc:
             raise self.revert_error(exc, label or function.fn_name) from None
+        except BadFunctionCallOutput:
+            if self.w3.eth.get_code(function.address):
+                raise
+            raise MissingContractError(
+                f"{label or function.fn_name}: no contract at {function.address} on chain {self.chain_id} "
+                "any more: the node lost its state (an Anvil restarted without it?); redeploy with "
+                "`fedledger deploy`"
+            ) from None
 
     def transact(
         self,

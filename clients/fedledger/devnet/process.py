@@ -32,7 +32,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a daemon can listen on `port`. Like Anvil, ignores connections in TIME_WAIT left
+    by a daemon that just stopped, so a restart can take the same port at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -35,6 +35,7 @@ from fedledger.chain.rounds import Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.train import TrainConfig, train_local
+from fedledger.retry import service_outage
 from fedledger.storage.codec import Binding, encode
 from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient, IpfsError
@@ -108,6 +109,7 @@ class Trainer:
         """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims."""
         stop = stop or threading.Event()
         self._stop = stop
+        outage = service_outage(log, self.poll_interval)
         while not stop.is_set():
             done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
             try:
@@ -120,8 +122,9 @@ class Trainer:
                 self.claim_rewards()
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
-                log.warning("%s; retrying", exc)
-                stop.wait(min(5.0, self.poll_interval * 10))
+                stop.wait(outage.failed(exc))
+            else:
+                outage.succeeded()
             if (done or self.deactivated) and self._all_settled():
                 if self.deactivated:
                     log.warning(
