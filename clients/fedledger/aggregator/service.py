@@ -75,14 +75,16 @@ class Aggregator:
         """
         stop = stop or threading.Event()
         outage = service_outage(log, self.poll_interval)
-        first_round = self.rounds.current_round()
+        first_round: int | None = None
         while not stop.is_set():
-            if max_rounds is not None and self.rounds.current_round() >= first_round + max_rounds:
-                break
             # Each poll looks at the chain head: new events (commits closing the window early,
             # finalizations) and passing deadlines both show up as a change of phase.
             try:
-                self.step()
+                round_ = self.rounds.current_round()
+                first_round = round_ if first_round is None else first_round
+                if max_rounds is not None and round_ >= first_round + max_rounds:
+                    break
+                self.step(round_)
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
                 stop.wait(outage.failed(exc))
@@ -91,9 +93,9 @@ class Aggregator:
             stop.wait(self.poll_interval)
         return self.stats
 
-    def step(self) -> None:
-        """Acts on the current round if it needs this aggregator."""
-        round_ = self.rounds.current_round()
+    def step(self, round_: int | None = None) -> None:
+        """Acts on the current round (`round_`, if just read) if it needs this aggregator."""
+        round_ = self.rounds.current_round() if round_ is None else round_
         phase = self.rounds.synced_phase(round_)
         if round_ in self.stats.skipped:
             return

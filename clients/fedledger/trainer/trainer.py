@@ -120,12 +120,13 @@ class Trainer:
                 elif phase == Phase.REVEAL and round_ in self._sealed:
                     self.reveal(round_)
                 self.claim_rewards()
+                finished = (done or self.deactivated) and self._all_settled()
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
                 stop.wait(outage.failed(exc))
-            else:
-                outage.succeeded()
-            if (done or self.deactivated) and self._all_settled():
+                continue
+            outage.succeeded()
+            if finished:
                 if self.deactivated:
                     log.warning(
                         "no longer an active trainer (stake below the minimum after a slash); stopping"
