@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint test test-contracts gas demo clean robustness
+.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness
 
 setup:
 	@tools/setup.sh
@@ -22,11 +22,15 @@ lint: setup
 	ruff format --check clients scripts tests tools bench
 	mypy
 
+slither: setup
+	python tools/slither_check.py
+
 test-contracts: compile
 	ape test tests/contracts --network $(NETWORK)
 
 test: setup lint compile
 	python tools/export_abi.py --check
+	python tools/slither_check.py
 	ape test tests --network $(NETWORK)
 
 gas: compile

@@ -36,9 +36,15 @@ class DeployedContracts:
         }
 
 
-def deploy_all(project: Any, deployer: Any, params: DeployParameters) -> DeployedContracts:
-    """Deploys, wires and funds a complete fedledger instance from `deployer`."""
-    token = deployer.deploy(project.FedToken, deployer.address, params.token_supply)
+def deploy_all(
+    project: Any, deployer: Any, params: DeployParameters, token: Any | None = None
+) -> DeployedContracts:
+    """Deploys, wires and funds a complete fedledger instance from `deployer`.
+
+    `token` is an already deployed stake token whose supply the deployer holds (the tests pass
+    hostile ERC-20s); by default a new FedToken with `params.token_supply`."""
+    if token is None:
+        token = deployer.deploy(project.FedToken, deployer.address, params.token_supply)
     timelock = deployer.deploy(
         project.FedTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer.address
     )
