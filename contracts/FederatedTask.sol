@@ -48,7 +48,6 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     mapping(uint256 round => mapping(address trainer => bytes32 commitmentHash)) private _commitments;
     mapping(uint256 round => mapping(address aggregator => bytes32 resultKey)) private _attestations;
     mapping(uint256 round => address[]) private _attesters;
-    mapping(uint256 round => mapping(bytes32 resultKey => uint256 stake)) private _support;
     mapping(uint256 round => mapping(address trainer => RejectionReason)) private _rejections;
     mapping(uint256 round => mapping(address trainer => bool)) private _rewardClaimed;
     mapping(address aggregator => uint256) private _fees;
@@ -168,6 +167,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     /// @inheritdoc IFederatedTask
     function attest(uint256 round, bytes32 modelDigest, string calldata modelCid, Rejection[] calldata rejections)
         external
+        nonReentrant
         inPhase(round, Phase.Aggregation)
     {
         if (modelDigest == bytes32(0)) revert TaskZeroDigest();
@@ -180,15 +180,14 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         _checkRejections(round, rejections);
 
         bytes32 resultKey = keccak256(abi.encode(round, modelDigest, rejections));
-        uint256 stake = registry.participant(msg.sender).stake;
         _attestations[round][msg.sender] = resultKey;
         _attesters[round].push(msg.sender);
-        uint256 support = _support[round][resultKey] + stake;
-        _support[round][resultKey] = support;
         emit AttestationSubmitted(round, msg.sender, resultKey, modelDigest, modelCid, rejections.length);
 
+        // Support and total are both measured now: an attester that has since unstaked or been
+        // slashed out counts in neither, so leaving after attesting cannot shrink the quorum.
         uint256 totalStake = registry.totalActiveStake(IStakingRegistry.Role.Aggregator);
-        if (support * _BPS >= uint256(_configs[round].quorumBps) * totalStake) {
+        if (support(round, resultKey) * _BPS >= uint256(_configs[round].quorumBps) * totalStake) {
             _finalize(round, resultKey, modelDigest, modelCid, rejections);
         }
     }
@@ -334,9 +333,16 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         return _attesters[round];
     }
 
-    /// @notice Aggregator stake behind `resultKey` in `round`.
-    function support(uint256 round, bytes32 resultKey) external view returns (uint256) {
-        return _support[round][resultKey];
+    /// @notice Aggregator stake behind `resultKey` in `round` now: the current stake of the
+    /// attesters of that result that are still active aggregators.
+    function support(uint256 round, bytes32 resultKey) public view returns (uint256 stake) {
+        address[] storage roundAttesters = _attesters[round];
+        for (uint256 i = 0; i < roundAttesters.length; ++i) {
+            address aggregator = roundAttesters[i];
+            if (_attestations[round][aggregator] != resultKey) continue;
+            IStakingRegistry.Participant memory p = registry.participant(aggregator);
+            if (p.active && p.role == IStakingRegistry.Role.Aggregator) stake += p.stake;
+        }
     }
 
     /// @notice Why `trainer`'s update was rejected in a finalized `round` (None if accepted).

@@ -287,12 +287,6 @@ def test_finalize__reentrant_claim_during_slash__pays_no_more_than_the_reward(
     assert_registry_solvent(token, registry)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FederatedTask._finalize slashes (an external call that moves tokens) before it records "
-    "the round's result, and attest holds no reentrancy lock: a claim re-entered from the slash "
-    "transfer is paid 0 and marked claimed, forfeiting the reward (which stays reserved for good)",
-)
 def test_finalize__reentrant_claim_during_slash__still_pays_the_full_reward(
     task: Any,
     token: Any,

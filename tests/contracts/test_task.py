@@ -619,6 +619,37 @@ def test_attest__quorum__finalizes_and_opens_next_round(
     assert [task.feesOf(a) for a in aggregators] == [share] * 3
 
 
+def test_attest__attesters_that_left__do_not_count_toward_quorum(
+    task: Any,
+    registry: Any,
+    owner: Any,
+    accounts: Any,
+    outsider: Any,
+    register: Callable[..., Any],
+    active_trainers: list[Any],
+    active_aggregators: list[Any],
+    updates: dict[Any, Any],
+    chain: Any,
+) -> None:
+    # Three honest aggregators and three colluding ones, 1,000 each: the colluders hold half the
+    # stake, short of the 66.67 % quorum.
+    colluders = [owner, accounts[8], outsider]
+    for colluder in colluders:
+        register(colluder, Role.AGGREGATOR, 1_000 * TOKEN)
+    task.start(sender=owner)
+    commit_and_reveal(chain, task, updates)
+    forged = make_model("forged model")
+
+    # Each colluder attests, then leaves at once, taking its stake out of the quorum's total.
+    for colluder in colluders[:-1]:
+        attest(task, colluder, forged)
+        registry.requestUnstake(1_000 * TOKEN, sender=colluder)
+    attest(task, colluders[-1], forged)
+
+    assert Phase(task.phase(0)) == Phase.AGGREGATION
+    assert task.globalModel().digest != forged.digest
+
+
 def test_attest__commit_phase__reverts(task: Any, started: Any, aggregators: list[Any], model: Model) -> None:
     with reverts(task.TaskUnexpectedPhase, round=0, expected=Phase.AGGREGATION, actual=Phase.COMMIT):
         attest(task, aggregators[0], model)
