@@ -6,8 +6,8 @@ standard-JSON input from ape-config.yaml (compiler version, EVM version, optimiz
 OpenZeppelin remapping resolved to node_modules) and hands it, with the project's own solc
 wrapper ($SOLCX_BINARY_PATH/solc-v<version>, which only speaks --standard-json), to Slither.
 
-Only findings that touch the project's contracts count (contracts/**/*.sol without the test
-mocks under contracts/test/); findings entirely inside OpenZeppelin are OpenZeppelin's. A High
+Only findings that touch the project's contracts count (contracts/**/*.sol; test mocks live
+under tests/); findings entirely inside OpenZeppelin are OpenZeppelin's. A High
 or Medium finding fails the run unless tools/slither-triage.json accepts it: an entry names the
 detector (`check`), the contract element the finding is about (`element`, e.g.
 "FederatedTask._finalize") and a written `reason`. Low and informational findings are counted.
@@ -35,7 +35,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "contracts"
-EXCLUDED = (CONTRACTS / "test", CONTRACTS / ".cache")
+# ape's dependency cache: OpenZeppelin's copy when the project sits in a temporary directory.
+DEPENDENCY_CACHE = CONTRACTS / ".cache"
 TRIAGE_FILE = ROOT / "tools" / "slither-triage.json"
 FAILING_IMPACTS = ("High", "Medium")
 OUTPUT_SELECTION = ["abi", "metadata", "devdoc", "userdoc", "evm.bytecode", "evm.deployedBytecode"]
@@ -65,12 +66,8 @@ class Accepted:
 
 
 def contract_sources() -> list[Path]:
-    """The project's Solidity files, without the test mocks."""
-    return sorted(
-        path
-        for path in CONTRACTS.rglob("*.sol")
-        if not any(path.is_relative_to(excluded) for excluded in EXCLUDED)
-    )
+    """The project's Solidity files."""
+    return sorted(path for path in CONTRACTS.rglob("*.sol") if not path.is_relative_to(DEPENDENCY_CACHE))
 
 
 def npm_remappings(config: dict[str, Any]) -> list[str]:
@@ -149,7 +146,7 @@ def run_slither(config: dict[str, Any], report: Path) -> dict[str, Any]:
 
 def _is_ours(element: dict[str, Any]) -> bool:
     filename = element.get("source_mapping", {}).get("filename_relative", "")
-    return filename.startswith("contracts/") and not filename.startswith("contracts/test/")
+    return filename.startswith("contracts/") and not filename.startswith("contracts/.cache/")
 
 
 def _element_name(element: dict[str, Any]) -> str:

@@ -245,3 +245,14 @@ def test_services__dead_node_at_startup__wait_then_clear_error(
     at_once = run(*SENDING["aggregator run"], "--rpc-url", url, "--wait-for-node", "0")
     assert at_once.exit_code == 1 and "no JSON-RPC node answers" in at_once.output
     assert "(waited" not in at_once.output and "Traceback" not in at_once.output
+
+
+def test_strict_codec__empty_return_data__fails_even_with_ape_loaded() -> None:
+    import ape.utils.abi  # noqa: F401 - swaps the process-wide uint decoder for a padding one
+    from eth_abi.exceptions import InsufficientDataBytes
+    from web3 import Web3
+
+    assert Web3().codec.decode(["uint256"], b"") == (0,)  # what a call to a missing contract gives
+    with pytest.raises(InsufficientDataBytes):
+        rpc.strict_codec().decode(["uint256"], b"")
+    assert rpc.strict_codec().decode(["uint256"], (7).to_bytes(32, "big")) == (7,)

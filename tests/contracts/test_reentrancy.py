@@ -11,9 +11,12 @@ updated, and that balances show nothing was paid twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from ape import compilers
+from ape.contracts import ContractContainer
 from eth_utils import keccak
 from helpers import Model, Update, advance, make_update, rejection, run_round
 
@@ -26,10 +29,20 @@ SLASH_REASON = keccak(text="reentrancy test slash")
 Arm = Callable[[Any, bytes], None]  # arms the token: target contract, calldata
 
 
+HOSTILE_TOKEN = Path(__file__).parent / "mocks" / "HostileToken.sol"
+
+
+def compile_mock(project: Any, path: Path) -> ContractContainer:
+    """A test-only contract, compiled on demand: it stays out of contracts/, so it is never
+    part of the deployable project (nor of its ABI export or Slither run)."""
+    [contract_type] = [c for c in compilers.compile([path], project=project) if c.name == path.stem]
+    return ContractContainer(contract_type)
+
+
 @pytest.fixture(scope="module")
 def deployed(project: Any, owner: Any, deploy_params: DeployParameters) -> DeployedContracts:
     """The whole stack, deployed and wired as usual, on a HostileToken instead of FedToken."""
-    hostile = owner.deploy(project.HostileToken, owner.address, deploy_params.token_supply)
+    hostile = owner.deploy(compile_mock(project, HOSTILE_TOKEN), owner.address, deploy_params.token_supply)
     return deploy_all(project, owner, deploy_params, token=hostile)
 
 

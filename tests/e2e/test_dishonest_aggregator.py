@@ -36,13 +36,13 @@ class PatientAggregator(Aggregator):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.forger = forger
 
-    def step(self) -> None:
-        round_ = self.rounds.current_round()
+    def step(self, round_: int | None = None) -> None:
+        round_ = self.rounds.current_round() if round_ is None else round_
         if (
             self.rounds.attestation(round_, self.forger) != bytes(32)
             or self.rounds.phase(round_) != Phase.AGGREGATION
         ):
-            super().step()
+            super().step(round_)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,11 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
+from eth_abi import decoding, encoding
+from eth_abi.codec import ABICodec
+from eth_abi.registry import BaseEquals
 from web3 import HTTPProvider, Web3
+from web3._utils.abi import build_strict_registry
 from web3.exceptions import Web3Exception
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -43,6 +47,7 @@ class NodeProvider(HTTPProvider):
 def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Web3:
     """A `Web3` on `url`, checked by asking its chain id."""
     w3 = Web3(NodeProvider(url, request_kwargs={"timeout": timeout}))
+    w3.codec = strict_codec()
     try:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
     except RpcUnavailableError as exc:
@@ -54,6 +59,24 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Web3:
             f"{display_url(url)} does not answer eth_chainId as an Ethereum node: {exc}"
         ) from exc
     return w3
+
+
+def strict_codec() -> ABICodec:
+    """web3's ABI codec with eth-abi's own uint decoder.
+
+    Importing ape (the deploy path, the test runner) replaces the process-wide uint decoder with
+    one that reads missing bytes as zeros; a call to an address without code would then return
+    0 instead of failing, and a node that lost its state would look like a task at round 0.
+    """
+    registry = build_strict_registry()
+    registry.unregister("uint")
+    registry.register(
+        BaseEquals("uint"),  # type: ignore[no-untyped-call]
+        encoding.UnsignedIntegerEncoder,
+        decoding.UnsignedIntegerDecoder,
+        label="uint",
+    )
+    return ABICodec(registry)
 
 
 def connect_waiting(url: str, *, wait: float, log: logging.Logger, timeout: float = DEFAULT_TIMEOUT) -> Web3:
