@@ -142,3 +142,22 @@ def test_profiles() -> None:
         "--gas-limit",
         "10000000",
     ]
+
+
+def test_ipfs_repo_lock__cleared_only_once_no_process_uses_the_repository(tmp_path: Path) -> None:
+    """A daemon killed without stopping leaves `repo.lock`; js-ipfs would refuse to start for 20 s."""
+    from fedledger.devnet import ipfs
+
+    repo = tmp_path / ipfs.REPO_DIR
+    lock = repo / ipfs.REPO_LOCK
+    lock.mkdir(parents=True)
+    env = {**os.environ, "IPFS_PATH": str(repo.resolve())}
+    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    try:
+        ipfs._clear_stale_lock(repo.resolve())
+        assert lock.is_dir()  # the live process may be the daemon holding it
+    finally:
+        user.kill()
+        user.wait()
+    ipfs._clear_stale_lock(repo.resolve())
+    assert not lock.exists()

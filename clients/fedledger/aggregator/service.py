@@ -62,6 +62,7 @@ class Aggregator:
         self.poll_interval = poll_interval
         self.fetch_workers = fetch_workers
         self.stats = AggregatorStats()
+        self._following: tuple[int, Phase] | None = None  # the round and phase last seen
 
     @property
     def address(self) -> str:
@@ -97,16 +98,23 @@ class Aggregator:
         """Acts on the current round (`round_`, if just read) if it needs this aggregator."""
         round_ = self.rounds.current_round() if round_ is None else round_
         phase = self.rounds.synced_phase(round_)
+        if (round_, phase) != self._following:
+            # One line per change: shows where a (re)started service picked the task up.
+            self._following = (round_, phase)
+            log.info("round %d: %s phase", round_, phase.name.lower())
         if round_ in self.stats.skipped:
             return
-        if phase == Phase.AGGREGATION and self.rounds.attestation(round_, self.address) == bytes(32):
-            try:
-                self.aggregate_and_attest(round_)
-            except UnsupportedRuleError as exc:
-                # Every honest aggregator refuses alike, so the round goes stale and is closed
-                # without a model change; attesting a guess would only get this one slashed.
-                log.error("round %d: not attesting: %s", round_, exc)
-                self.stats.skipped[round_] = str(exc)
+        if phase == Phase.AGGREGATION:
+            if self.rounds.attestation(round_, self.address) == bytes(32):
+                try:
+                    self.aggregate_and_attest(round_)
+                except UnsupportedRuleError as exc:
+                    # Every honest aggregator refuses alike, so the round goes stale and is closed
+                    # without a model change; attesting a guess would only get this one slashed.
+                    log.error("round %d: not attesting: %s", round_, exc)
+                    self.stats.skipped[round_] = str(exc)
+            elif round_ not in self.stats.attested:
+                self._attested_before_restart(round_)
         elif phase == Phase.STALE:
             self._close_stale(round_)
 
@@ -172,6 +180,13 @@ class Aggregator:
             tx.gas_used,
             time.monotonic() - started,
         )
+
+    def _attested_before_restart(self, round_: int) -> None:
+        """The chain holds an attestation of `round_` this process did not send: a previous run
+        of this account sent it before stopping. Record it and wait for the quorum."""
+        own = self.rounds.attestations(round_, self.address)
+        self.stats.attested[round_] = own[-1].model_digest.hex() if own else ""
+        log.info("round %d: attested before a restart; waiting for the quorum", round_)
 
     def _close_stale(self, round_: int) -> None:
         try:

@@ -77,6 +77,20 @@ class Finalization:
     tx_hash: str
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """One `AttestationSubmitted` event."""
+
+    round: int
+    aggregator: str
+    result_key: bytes
+    model_digest: bytes
+    model_cid: str
+    rejected: int
+    block_number: int
+    tx_hash: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Opening:
     """What opens a sealed commitment: kept private by the trainer until the reveal phase."""
@@ -215,6 +229,25 @@ class Rounds:
                 tx_hash=log["transactionHash"].to_0x_hex(),
             )
             for log in self._logs("RoundFinalized", {})
+        ]
+
+    def attestations(self, round_: int, aggregator: str | None = None) -> list[Attestation]:
+        """The attestations (`AttestationSubmitted`) of `round_`, of one `aggregator` if given."""
+        filters: dict[str, Any] = {"round": round_}
+        if aggregator is not None:
+            filters["aggregator"] = _checksum(aggregator)
+        return [
+            Attestation(
+                round=int(log["args"]["round"]),
+                aggregator=str(log["args"]["aggregator"]),
+                result_key=bytes(log["args"]["resultKey"]),
+                model_digest=bytes(log["args"]["modelDigest"]),
+                model_cid=str(log["args"]["modelCid"]),
+                rejected=int(log["args"]["rejectedCount"]),
+                block_number=int(log["blockNumber"]),
+                tx_hash=log["transactionHash"].to_0x_hex(),
+            )
+            for log in self._logs("AttestationSubmitted", filters)
         ]
 
     def rejections(self, round_: int) -> dict[str, RejectionReason]:

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ DEFAULT_RUN_DIR = Path(".run")
 STATE_FILE = "ipfs.json"
 LOG_FILE = "ipfs.log"
 REPO_DIR = "ipfs-repo"
+REPO_LOCK = "repo.lock"  # inside the repository, held by the running daemon
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
 
@@ -119,6 +121,7 @@ def start(
         )
         if init.returncode != 0:
             raise IpfsDaemonError(f"ipfs init failed: {init.stderr.decode(errors='replace')[-2000:]}")
+    _clear_stale_lock(repo)
     api_port = api_port or free_port()
     _configure(repo / "config", api_port)
     with log_path.open("wb") as log:
@@ -194,6 +197,31 @@ def _configure(config_path: Path, api_port: int) -> None:
     discovery["MDNS"] = {"Enabled": False}
     discovery["webRTCStar"] = {"Enabled": False}
     config_path.write_text(json.dumps(config, indent=2))
+
+
+def _clear_stale_lock(repo: Path) -> None:
+    """Removes the repository lock a daemon left behind when it died without stopping (SIGKILL,
+    OOM killer, power cut): js-ipfs would refuse to start on it until the lock is 20 s stale.
+    Only when no process runs with this repository (IPFS_PATH), so a live daemon keeps its lock."""
+    lock = repo / REPO_LOCK
+    if lock.exists() and not _repo_users(repo):
+        shutil.rmtree(lock, ignore_errors=True)  # proper-lockfile's lock is a directory
+
+
+def _repo_users(repo: Path) -> list[int]:
+    """The processes of this user that were started with IPFS_PATH=`repo`."""
+    marker = f"IPFS_PATH={repo}".encode()
+    users = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if marker in environ.split(b"\0"):
+            users.append(int(entry.name))
+    return users
 
 
 def _wait_ready(daemon: IpfsDaemon, process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -14,6 +14,8 @@ import requests
 
 DEFAULT_API = "http://127.0.0.1:5911"
 ENV_API = "FEDLEDGER_IPFS_API"
+# How long a daemon that failed a fetch gets to prove it is still up (by answering `version`).
+PROBE_TIMEOUT = 2.0
 
 
 class IpfsError(RuntimeError):
@@ -65,12 +67,12 @@ class IpfsClient:
                 f"{self.api}/api/v0/cat", params=params, stream=True, timeout=wait + 5
             )
         except requests.Timeout:
-            raise ContentUnavailableError(f"{cid}: no answer within {wait:g}s") from None
+            raise self._fetch_failed(f"{cid}: no answer within {wait:g}s") from None
         except requests.ConnectionError as exc:
             raise IpfsUnavailableError(f"IPFS API at {self.api} is not reachable: {exc}") from None
         with response:
             if response.status_code != 200:
-                raise ContentUnavailableError(f"{cid}: {_message(response)}")
+                raise self._fetch_failed(f"{cid}: {_message(response)}")
             chunks: list[bytes] = []
             received = 0
             try:
@@ -80,7 +82,7 @@ class IpfsClient:
                         raise ContentTooLargeError(f"{cid}: more than {max_bytes} bytes")
                     chunks.append(chunk)
             except requests.RequestException as exc:
-                raise ContentUnavailableError(f"{cid}: transfer failed: {exc}") from None
+                raise self._fetch_failed(f"{cid}: transfer failed: {exc}") from None
         return b"".join(chunks)
 
     def pin(self, cid: str, timeout: float | None = None) -> None:
@@ -94,6 +96,16 @@ class IpfsClient:
         except IpfsError:
             return False
         return bool(answer.get("Keys"))
+
+    def _fetch_failed(self, message: str) -> IpfsError:
+        """The error for a `cat` that failed: the content's (`ContentUnavailableError`), unless
+        the daemon itself stopped answering (it crashed or hung mid-transfer), which is this
+        node's outage (`IpfsUnavailableError`), not a sign that the file is unavailable."""
+        try:
+            self._session.post(f"{self.api}/api/v0/version", timeout=PROBE_TIMEOUT).raise_for_status()
+        except requests.RequestException as exc:
+            return IpfsUnavailableError(f"{message}; the IPFS API at {self.api} no longer answers: {exc}")
+        return ContentUnavailableError(message)
 
     def _post(
         self,
