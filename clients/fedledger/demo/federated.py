@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,8 @@ class RoundRow:
     reveal_gas: list[int]  # per reveal transaction
     attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
     seconds: int  # opening to finalization, by block timestamps
+    train_seconds: float = 0.0  # the slowest trainer's local training in this round
+    overhead: float | None = None  # 1 - train_seconds / wall time since the previous finalization
 
 
 @dataclass(kw_only=True)
@@ -111,6 +114,8 @@ class FederatedSummary:
     commit_gas: int = 0
     reveal_gas: int = 0
     attest_gas: int = 0
+    # Median over rounds of everything but local training as a share of the round's wall time.
+    protocol_overhead_share: float | None = None
     rejected: int = 0
     rewards_claimed: str = "0"
     proposal_state: str = ""
@@ -432,16 +437,26 @@ def _watch(
     seen = 0
     deadline = time.monotonic() + options.round_timeout
     log.echo(
-        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'reveal gas':>10} {'attest gas':>10} {'wall s':>7}"
+        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'reveal gas':>10} {'attest gas':>10} {'wall s':>7} {'train s':>7} {'overhead':>8}"
     )
+    finalized_at: dict[int, float] = {}  # round -> wall clock when the watcher saw it final
     commit_gas: list[int] = []
     reveal_gas: list[int] = []
     attest_gas: list[int] = []
+    overheads: list[float] = []
     while seen < options.rounds:
         _check_alive(processes)
-        for final in rounds.finalizations()[seen : options.rounds]:
+        finals = rounds.finalizations()[seen : options.rounds]
+        now = time.monotonic()
+        for final in finals:  # before any slow work, so the times are those of the polls
+            finalized_at.setdefault(final.round, now)
+        for final in finals:
             seen += 1
             row = _row(final, rounds, ipfs, spec, test_set, model, version=seen)
+            row.train_seconds = _training_seconds(processes, final.round)
+            if final.round - 1 in finalized_at:
+                wall = finalized_at[final.round] - finalized_at[final.round - 1]
+                row.overhead = round(1 - row.train_seconds / wall, 3) if wall > 0 else None
             deadline = time.monotonic() + options.round_timeout
             commit_gas += row.commit_gas
             reveal_gas += row.reveal_gas
@@ -454,14 +469,17 @@ def _watch(
             log.echo(
                 f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
                 f"{_median(row.commit_gas):>10,} {_median(row.reveal_gas):>10,} {_median(row.attest_gas):>10,} "
-                f"{row.seconds:>7}"
+                f"{row.seconds:>7} {row.train_seconds:>7.2f} {_percent(row.overhead):>8}"
             )
+            if row.overhead is not None:
+                overheads.append(row.overhead)
         if time.monotonic() > deadline:
             raise DemoError(
                 f"no round finalized within {options.round_timeout:.0f} s; see logs in {options.run_dir / 'logs'}"
             )
-        time.sleep(0.25)
+        time.sleep(0.1)
     summary.rounds = seen
+    summary.protocol_overhead_share = round(statistics.median(overheads), 3) if overheads else None
     summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
     summary.commit_gas = _median(commit_gas)
     summary.reveal_gas = _median(reveal_gas)
@@ -494,6 +512,22 @@ def _row(
         attest_gas=rounds.transaction_gas("AttestationSubmitted", {"round": final.round}),
         seconds=_round_seconds(rounds, final),
     )
+
+
+def _training_seconds(processes: list[Process], round_: int) -> float:
+    """The slowest trainer's local training time in `round_`, from the trainers' logs."""
+    pattern = re.compile(rf"round {round_}: trained train_seconds=([0-9.]+)")
+    found = [
+        float(match.group(1))
+        for process in processes
+        if process.name.startswith("trainer-")
+        for match in pattern.finditer(process.log_path.read_text(errors="replace"))
+    ]
+    return max(found, default=0.0)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 def _round_seconds(rounds: Rounds, final: Finalization) -> int:

@@ -144,7 +144,10 @@ class Trainer:
             **{**self.train_config.__dict__, "seed": self.train_config.seed * 1_000_003 + round_}
         )
         data = self.attack.poison_data(self.data, round_) if self.attack else self.data
+        training_started = time.monotonic()
         result = train_local(self.model, data, config, progress=self.progress)
+        # One parseable line per round: the demo measures protocol overhead against it.
+        log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
         update = get_weights(self.model)
         if self.attack:
             update = self.attack.poison_weights(update, weights, round_)
