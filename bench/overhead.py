@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": f"python bench/overhead.py --rounds {args.rounds}",
         "figures": {
             "protocol_overhead_share": summary.get("protocol_overhead_share"),
+            "protocol_seconds_per_round": summary.get("protocol_seconds"),
             "demo_seconds": summary.get("seconds"),
             "demo_final_accuracy": summary.get("final_accuracy"),
         },

@@ -592,7 +592,7 @@ def _service_logging(verbose: bool) -> None:
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
+        format="%(asctime)s.%(msecs)03d %(name)s %(message)s",
         datefmt="%H:%M:%S",
     )
 

@@ -24,12 +24,15 @@ from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, Tra
 from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
 from fedledger.chain.rounds import RejectionEntry, Rounds
 from fedledger.retry import service_outage
+from fedledger.storage.codec import max_file_size
 from fedledger.storage.ipfs import IpfsClient, IpfsError
 from fedledger.storage.models import fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.aggregator")
 
+# A prefetch that does not answer quickly is left to the aggregation phase.
+PREFETCH_TIMEOUT = 5.0
 # Reverts that mean "someone else got there first", not a failure of this aggregator.
 BENIGN_REVERTS = ("TaskAlreadyAttested", "TaskUnexpectedPhase")
 
@@ -63,6 +66,8 @@ class Aggregator:
         self.fetch_workers = fetch_workers
         self.stats = AggregatorStats()
         self._following: tuple[int, Phase] | None = None  # the round and phase last seen
+        self._prefetched_round: int | None = None
+        self._prefetched: dict[str, bytes] = {}  # CID -> bytes fetched during the reveal phase
 
     @property
     def address(self) -> str:
@@ -115,8 +120,38 @@ class Aggregator:
                     self.stats.skipped[round_] = str(exc)
             elif round_ not in self.stats.attested:
                 self._attested_before_restart(round_)
+        elif phase == Phase.REVEAL:
+            self._prefetch(round_)
         elif phase == Phase.STALE:
             self._close_stale(round_)
+
+    def _prefetch(self, round_: int) -> None:
+        """Fetches the updates revealed so far while the reveal window is still open, so the
+        aggregation phase starts with the bytes at hand. Bytes are only a cache: they are
+        verified against the revealed digest when the round is computed, and anything not
+        fetched here (an error, a late reveal) is fetched then, the usual way."""
+        if self._prefetched_round != round_:
+            self._prefetched_round, self._prefetched = round_, {}
+        limit = max_file_size(self.spec)
+        for commit in self.rounds.revealed(round_):
+            if commit.cid in self._prefetched:
+                continue
+            try:
+                self._prefetched[commit.cid] = self.ipfs.cat(commit.cid, limit, timeout=PREFETCH_TIMEOUT)
+            except IpfsError as exc:
+                log.debug(
+                    "round %d: prefetch of %s failed (%s); fetched again when aggregating",
+                    round_,
+                    commit.cid,
+                    exc,
+                )
+
+    def _fetch(self, cid: str, max_bytes: int) -> bytes:
+        """IPFS `cat`, served from what the reveal phase prefetched when possible."""
+        data = self._prefetched.pop(cid, None)
+        if data is not None and len(data) <= max_bytes:
+            return data
+        return self.ipfs.cat(cid, max_bytes)
 
     def compute(self, round_: int) -> RoundOutcome:
         """The round's result as this aggregator computes it (no transaction)."""
@@ -136,9 +171,11 @@ class Aggregator:
         binding = global_model_binding(
             chain_id=self.ledger.chain_id, task=context.task, version=current.version, spec=self.spec
         )
+        if self._prefetched_round != round_:
+            self._prefetched = {}
         return compute_round(
             self.rounds.revealed(round_),
-            self.ipfs.cat,
+            self._fetch,
             self.spec,
             context,
             self.fetch_workers,

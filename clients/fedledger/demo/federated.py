@@ -116,6 +116,7 @@ class FederatedSummary:
     attest_gas: int = 0
     # Median over rounds of everything but local training as a share of the round's wall time.
     protocol_overhead_share: float | None = None
+    protocol_seconds: float | None = None  # median of wall time minus training, per round
     rejected: int = 0
     rewards_claimed: str = "0"
     proposal_state: str = ""
@@ -444,6 +445,7 @@ def _watch(
     reveal_gas: list[int] = []
     attest_gas: list[int] = []
     overheads: list[float] = []
+    protocol_seconds: list[float] = []
     while seen < options.rounds:
         _check_alive(processes)
         finals = rounds.finalizations()[seen : options.rounds]
@@ -457,6 +459,7 @@ def _watch(
             if final.round - 1 in finalized_at:
                 wall = finalized_at[final.round] - finalized_at[final.round - 1]
                 row.overhead = round(1 - row.train_seconds / wall, 3) if wall > 0 else None
+                protocol_seconds.append(wall - row.train_seconds)
             deadline = time.monotonic() + options.round_timeout
             commit_gas += row.commit_gas
             reveal_gas += row.reveal_gas
@@ -480,6 +483,7 @@ def _watch(
         time.sleep(0.1)
     summary.rounds = seen
     summary.protocol_overhead_share = round(statistics.median(overheads), 3) if overheads else None
+    summary.protocol_seconds = round(statistics.median(protocol_seconds), 2) if protocol_seconds else None
     summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
     summary.commit_gas = _median(commit_gas)
     summary.reveal_gas = _median(reveal_gas)

@@ -95,6 +95,7 @@ class Trainer:
         self.deactivated = False
         self._stop = threading.Event()
         self._sealed: dict[int, SealedUpdate] = {}
+        self._claims_checked_at: int | None = None  # the current round at the last claim pass
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
             if attack is not None
@@ -119,7 +120,11 @@ class Trainer:
                     self.train_and_commit(round_)
                 elif phase == Phase.REVEAL and round_ in self._sealed:
                     self.reveal(round_)
-                self.claim_rewards()
+                elif self._claims_checked_at != round_:
+                    # Off the critical path (the round needs nothing from this trainer now), and
+                    # only once per round: rewards become claimable when a round finalizes.
+                    self.claim_rewards()
+                    self._claims_checked_at = round_
                 finished = (done or self.deactivated) and self._all_settled()
             except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                 # Nothing was recorded on chain: the next poll tries again (with backoff).
