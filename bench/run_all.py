@@ -79,8 +79,11 @@ def gas_figures() -> dict[str, Any]:
     gas: dict[str, int] = json.loads((RESULTS / "gas.json").read_text())
     figures: dict[str, Any] = {f"gas_{call}": used for call, used in gas.items()}
     figures["commit_gas"] = gas["commitUpdate"]
+    figures["first_commit_gas"] = gas["commitUpdate_first"]
     figures["reveal_gas"] = gas["revealUpdate"]
     figures["commit_and_reveal_gas"] = gas["commitUpdate"] + gas["revealUpdate"]
+    figures["batch_commit_gas_per_update"] = gas["commitBatch_per_update"]
+    figures["batch_reveal_gas_per_update"] = gas["revealBatch_per_update"]
     return figures
 
 

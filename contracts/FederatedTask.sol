@@ -5,6 +5,10 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {IFederatedTask} from "./interfaces/IFederatedTask.sol";
 import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 
@@ -16,15 +20,18 @@ import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 /// the round finalizes when attestations of one result reach the quorum share of aggregator
 /// stake. Accepted trainers then claim rewards in proportion to their (capped) samples,
 /// provably bad updates and dissenting aggregators are slashed, and the next round opens.
-/// @dev A commitment is a single slot: the seal until the reveal, then
-/// keccak256(digest, numSamples); the digest, CID and sample count are in the `UpdateRevealed`
-/// event, and claims and rejections re-supply them.
-contract FederatedTask is IFederatedTask, ReentrancyGuard {
+/// @dev A commit writes only per-trainer slots reused every round (the last committed round
+/// and the seal), so it costs no new storage after a trainer's first round; the reveal stores
+/// keccak256(digest, numSamples) for the round, and claims and rejections re-supply digest and
+/// samples against it. Digest, CID and sample count are in the `UpdateRevealed` event.
+contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_CID_LENGTH = 128;
+    /// @notice EIP-712 type of a commitment a trainer signs for a relayer.
+    bytes32 public constant COMMITMENT_TYPEHASH = keccak256("Commitment(uint256 round,bytes32 seal)");
     /// @notice Slash reason code recorded for an aggregator that attested a losing result.
     bytes32 public constant SLASH_REASON_ATTESTATION_MISMATCH = bytes32(uint256(0xA0));
 
@@ -41,7 +48,18 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     uint256 private _reservedRewards;
     GlobalModel private _globalModel;
     mapping(Parameter parameter => uint256) private _parameters;
-    mapping(address trainer => uint256 activeSince) private _trainerSince;
+    /// One slot per trainer: since when it may commit (0: it may not) and the round (plus one)
+    /// of its last commitment, by either path.
+    struct TrainerSlot {
+        uint40 activeSince;
+        uint64 committedRoundPlusOne;
+    }
+
+    mapping(address trainer => TrainerSlot) private _trainers;
+    /// A trainer's last single-path seal, tagged with its round: keccak256(round, seal). Reused
+    /// from round to round, so a commit writes no new storage slot once a trainer has committed.
+    mapping(address trainer => bytes32 taggedSeal) private _seals;
+    mapping(uint256 round => bytes32[] roots) private _batchRoots;
     mapping(uint256 round => RoundState) private _rounds;
     mapping(uint256 round => RoundConfig) private _configs;
     mapping(uint256 round => RoundResult) private _results;
@@ -65,7 +83,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         string memory initialModelCid,
         bytes32 modelSpecHash_,
         InitialParameters memory initial
-    ) {
+    ) EIP712("fedledger", "1") {
         if (initialModelDigest == bytes32(0)) revert TaskZeroDigest();
         uint256 cidLength = bytes(initialModelCid).length;
         if (cidLength == 0 || cidLength > _MAX_CID_LENGTH) revert TaskInvalidCid(cidLength);
@@ -126,16 +144,47 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
             && commits < state.expectedCommits;
         if (!surelyCommit) _checkPhase(round, Phase.Commit);
         if (seal == bytes32(0)) revert TaskZeroSeal();
-        uint256 activeSince = _trainerSince[msg.sender];
-        // Trainers that joined after the round opened wait for the next one: the round's
-        // expected commit count, which can close the commit window early, was fixed at opening.
-        if (activeSince == 0 || activeSince > state.openedAt) revert TaskNotEligibleTrainer(msg.sender);
-        mapping(address => bytes32) storage commitments = _commitments[round];
-        if (commitments[msg.sender] != bytes32(0)) revert TaskAlreadyCommitted(round, msg.sender);
-
-        commitments[msg.sender] = seal;
+        _recordCommit(round, state.openedAt, msg.sender);
+        _seals[msg.sender] = _taggedSeal(round, seal);
         state.commits = commits + 1;
         emit UpdateCommitted(round, msg.sender, seal);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function commitBatch(uint256 round, SignedCommitment[] calldata commitments) external {
+        uint256 count = commitments.length;
+        if (count == 0) revert TaskEmptyBatch();
+        _checkPhase(round, Phase.Commit);
+        RoundState storage state = _rounds[round];
+        uint256 openedAt = state.openedAt;
+        bytes32[] memory leaves = new bytes32[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            leaves[i] = _commitSigned(round, openedAt, commitments[i]);
+        }
+        bytes32 root = _merkleRoot(leaves);
+        bytes32[] storage roots = _batchRoots[round];
+        roots.push(root);
+        state.commits = (state.commits + count).toUint24();
+        emit BatchCommitted(round, roots.length - 1, root, count, msg.sender);
+    }
+
+    /// @inheritdoc IFederatedTask
+    function revealBatch(uint256 round, uint256 batchIndex, BatchReveal[] calldata reveals)
+        external
+        inPhase(round, Phase.Reveal)
+    {
+        if (reveals.length == 0) revert TaskEmptyBatch();
+        bytes32[] storage roots = _batchRoots[round];
+        if (batchIndex >= roots.length) revert TaskUnknownBatch(round, batchIndex);
+        bytes32 root = roots[batchIndex];
+        RoundState storage state = _rounds[round];
+        uint256 sampleCap = state.sampleCap;
+        uint256 samples = 0;
+        for (uint256 i = 0; i < reveals.length; ++i) {
+            samples += _revealBatched(round, root, reveals[i], sampleCap);
+        }
+        state.reveals += reveals.length.toUint24();
+        state.totalSamples += samples.toUint48();
     }
 
     /// @inheritdoc IFederatedTask
@@ -147,17 +196,14 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         uint256 numSamples,
         bytes32 salt
     ) external inPhase(round, Phase.Reveal) {
-        if (digest == bytes32(0)) revert TaskZeroDigest();
-        if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
-        if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
-        bytes32 stored = _commitments[round][trainer];
-        bytes32 revealed = commitmentHash(digest, numSamples);
-        if (stored == revealed) revert TaskAlreadyRevealed(round, trainer);
-        if (stored == bytes32(0) || stored != sealOf(trainer, digest, numSamples, salt)) {
+        _checkOpening(digest, cid, numSamples);
+        if (_commitments[round][trainer] != bytes32(0)) revert TaskAlreadyRevealed(round, trainer);
+        // The tag binds the stored seal to its round: an opening of an earlier round never fits.
+        if (_seals[trainer] != _taggedSeal(round, sealOf(trainer, digest, numSamples, salt))) {
             revert TaskRevealMismatch(round, trainer);
         }
 
-        _commitments[round][trainer] = revealed;
+        _commitments[round][trainer] = commitmentHash(digest, numSamples);
         RoundState storage state = _rounds[round];
         state.reveals += 1;
         state.totalSamples += uint48(_capped(numSamples, state.sampleCap));
@@ -205,7 +251,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     /// @inheritdoc IFederatedTask
     function syncTrainer(address trainer, uint256 activeSince) external {
         if (msg.sender != address(registry)) revert TaskOnlyRegistry(msg.sender);
-        _trainerSince[trainer] = activeSince;
+        _trainers[trainer].activeSince = uint40(activeSince);
         emit TrainerSynced(trainer, activeSince);
     }
 
@@ -283,7 +329,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
 
     /// @notice Since when `trainer` may commit (rounds opened at or after it); 0 if it may not.
     function trainerActiveSince(address trainer) external view returns (uint256) {
-        return _trainerSince[trainer];
+        return _trainers[trainer].activeSince;
     }
 
     /// @notice The stored state of `round`.
@@ -306,10 +352,21 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
         return _globalModel;
     }
 
-    /// @notice The stored commitment of `trainer` in `round`: zero if none, the seal until it is
-    /// revealed, then `commitmentHash(digest, numSamples)`.
+    /// @notice The revealed commitment of `trainer` in `round`, `commitmentHash(digest,
+    /// numSamples)`; zero until it is revealed.
     function commitment(uint256 round, address trainer) external view returns (bytes32) {
         return _commitments[round][trainer];
+    }
+
+    /// @notice Whether `trainer` committed in `round` (by either path).
+    function hasCommitted(uint256 round, address trainer) external view returns (bool) {
+        return _trainers[trainer].committedRoundPlusOne == round + 1;
+    }
+
+    /// @notice The seal of `trainer`'s last single-path commit, tagged with its round:
+    /// keccak256(abi.encode(round, seal)).
+    function taggedSealOf(address trainer) external view returns (bytes32) {
+        return _seals[trainer];
     }
 
     /// @notice What a commitment stores once revealed: keccak256(abi.encode(digest, numSamples)).
@@ -321,6 +378,22 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
     /// Binding the trainer means a copied seal can never be opened by the copier.
     function sealOf(address trainer, bytes32 digest, uint256 numSamples, bytes32 salt) public pure returns (bytes32) {
         return keccak256(abi.encode(trainer, digest, numSamples, salt));
+    }
+
+    /// @notice The EIP-712 digest a trainer signs to have a relayer commit `seal` in `round`.
+    function commitmentTypedDataHash(uint256 round, bytes32 seal) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, round, seal)));
+    }
+
+    /// @notice A batch's Merkle leaf: keccak256(keccak256(abi.encode(trainer, seal))). Hashed
+    /// twice so a leaf can never pass for an inner node.
+    function batchLeaf(address trainer, bytes32 seal) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(trainer, seal))));
+    }
+
+    /// @notice The Merkle roots of `round`'s committed batches, in order.
+    function batchRoots(uint256 round) external view returns (bytes32[] memory) {
+        return _batchRoots[round];
     }
 
     /// @notice The result key `aggregator` attested in `round`, zero if none.
@@ -422,6 +495,71 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard {
             clipNorm: uint64(_parameters[Parameter.ClipNorm])
         });
         emit RoundOpened(round, commitDeadline, revealDeadline, aggregationDeadline, expected);
+    }
+
+    /// Checks one signed commitment of a batch, records its trainer's batch commit and returns
+    /// its Merkle leaf.
+    function _commitSigned(uint256 round, uint256 openedAt, SignedCommitment calldata signed)
+        private
+        returns (bytes32)
+    {
+        if (signed.seal == bytes32(0)) revert TaskZeroSeal();
+        address trainer = ECDSA.recover(commitmentTypedDataHash(round, signed.seal), signed.r, signed.vs);
+        _recordCommit(round, openedAt, trainer);
+        return batchLeaf(trainer, signed.seal);
+    }
+
+    /// Checks that `trainer` may commit in `round` (active since the round opened, not yet
+    /// committed in it) and records that it did.
+    function _recordCommit(uint256 round, uint256 openedAt, address trainer) private {
+        TrainerSlot storage slot = _trainers[trainer];
+        uint256 activeSince = slot.activeSince;
+        // Trainers that joined after the round opened wait for the next one: the round's
+        // expected commit count, which can close the commit window early, was fixed at opening.
+        if (activeSince == 0 || activeSince > openedAt) revert TaskNotEligibleTrainer(trainer);
+        if (slot.committedRoundPlusOne == round + 1) revert TaskAlreadyCommitted(round, trainer);
+        slot.committedRoundPlusOne = uint64(round + 1);
+    }
+
+    function _taggedSeal(uint256 round, bytes32 seal) private pure returns (bytes32) {
+        return keccak256(abi.encode(round, seal));
+    }
+
+    /// Opens one batched commitment against the batch's `root`; returns its capped samples.
+    function _revealBatched(uint256 round, bytes32 root, BatchReveal calldata opened, uint256 sampleCap)
+        private
+        returns (uint256)
+    {
+        _checkOpening(opened.digest, opened.cid, opened.numSamples);
+        bytes32 seal = sealOf(opened.trainer, opened.digest, opened.numSamples, opened.salt);
+        if (!MerkleProof.verifyCalldata(opened.proof, root, batchLeaf(opened.trainer, seal))) {
+            revert TaskRevealMismatch(round, opened.trainer);
+        }
+        if (_commitments[round][opened.trainer] != bytes32(0)) revert TaskAlreadyRevealed(round, opened.trainer);
+        _commitments[round][opened.trainer] = commitmentHash(opened.digest, opened.numSamples);
+        emit UpdateRevealed(round, opened.trainer, opened.digest, opened.cid, opened.numSamples);
+        return _capped(opened.numSamples, sampleCap);
+    }
+
+    function _checkOpening(bytes32 digest, string calldata cid, uint256 numSamples) private pure {
+        if (digest == bytes32(0)) revert TaskZeroDigest();
+        if (bytes(cid).length == 0 || bytes(cid).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(cid).length);
+        if (numSamples == 0 || numSamples > type(uint64).max) revert TaskInvalidSampleCount(numSamples);
+    }
+
+    /// The Merkle root over `leaves` with OpenZeppelin's commutative pair hash (what
+    /// MerkleProof verifies): each level pairs neighbours, an odd last node moves up unchanged.
+    /// Overwrites `leaves`.
+    function _merkleRoot(bytes32[] memory leaves) private pure returns (bytes32) {
+        uint256 width = leaves.length;
+        while (width > 1) {
+            uint256 next = 0;
+            for (uint256 i = 0; i < width; i += 2) {
+                leaves[next++] = i + 1 < width ? Hashes.commutativeKeccak256(leaves[i], leaves[i + 1]) : leaves[i];
+            }
+            width = next;
+        }
+        return leaves[0];
     }
 
     function _checkRejections(uint256 round, Rejection[] calldata rejections) private view {

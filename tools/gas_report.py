@@ -15,8 +15,11 @@ CALLS = [
     ("requestUnstake", "StakingRegistry.requestUnstake"),
     ("withdraw", "StakingRegistry.withdraw (after unbonding)"),
     ("start", "FederatedTask.start (opens round 0)"),
-    ("commitUpdate", "FederatedTask.commitUpdate (the seal)"),
-    ("revealUpdate", "FederatedTask.revealUpdate (digest, CID, samples)"),
+    ("commitUpdate", "FederatedTask.commitUpdate (the seal; every round after a trainer's first)"),
+    ("commitUpdate_first", "FederatedTask.commitUpdate (a trainer's first round: creates its seal slot)"),
+    ("revealUpdate", "FederatedTask.revealUpdate (digest, CID, samples; stores the round's commitment)"),
+    ("commitBatch_per_update", "FederatedTask.commitBatch, 100 signed commitments by a relayer, per update"),
+    ("revealBatch_per_update", "FederatedTask.revealBatch, 100 openings with Merkle proofs, per update"),
     ("attest", "FederatedTask.attest (below quorum)"),
     ("attest_finalizing", "FederatedTask.attest (reaches quorum: finalizes, pays, opens next round)"),
     ("claimReward", "FederatedTask.claimReward"),
@@ -38,7 +41,7 @@ def main() -> None:
 Measured on Anvil 1.7.1 (hardfork cancun, solc 0.8.28 with the optimizer at 200 runs) by
 `tests/contracts/test_gas.py`; regenerate with `make gas` (writes `bench/results/gas.json`
 and this page). Figures are `gasUsed` of one transaction in a deployment with four trainers
-and three aggregators; the test also fails if `commitUpdate` exceeds 60,000. Stake changes
+and three aggregators, plus a batch of 100 trainers for the batched path. Stake changes
 (`register`, `addStake`, `requestUnstake`) write vote checkpoints for the account and the
 total; each is measured in a second of its own, the usual case, where both checkpoints take a
 new storage slot (in the same second as an earlier change they cost ~44,000 less).
@@ -47,18 +50,20 @@ new storage slot (in the same second as an earlier change they cost ~44,000 less
 | --- | --- | ---: |
 {rows}
 
-`commitUpdate` target: at most 60,000. Floor: about 46,000 — the 21,000 base transaction,
-~1,000 of calldata, one new storage slot (22,100) and the `UpdateCommitted` event (~1,800).
-The rest is the round's first slot (read and update: ~5,000) and the trainer's eligibility
-(one cold slot in the task, 2,100). The registry pushes every trainer status change into the
-task (`syncTrainer`) so a commit needs no call into the registry (a cold call cost ~5,000
-more). Every field a commit reads sits in the round state's first slot; the second slot is
-written only by reveals.
+`commitUpdate` target: at most 50,000 (the test fails above it). Floor: about 46,000 for a
+commit that creates one storage slot. A commit here creates none after a trainer's first
+round: it records the round in the trainer's own slot (read for eligibility anyway) and
+overwrites the trainer's seal slot with keccak256(round, seal) — the round tag keeps an old
+opening from ever fitting a later commit — and counts the commit in the round's first slot.
+The per-round record, keccak256(digest, samples), which rejections and reward claims are
+checked against, is written by the reveal, once the digest is known. The registry pushes
+every trainer status change into the task (`syncTrainer`) so a commit needs no call into
+the registry.
 
-Commit-reveal costs a second transaction per trainer and round: `revealUpdate` checks the
-opening against the seal, overwrites the same commitment slot (no new slot) with
-keccak256(digest, samples) and emits the CID. Before commit-reveal a single commit carrying
-digest and CID cost 58,254; now commit + reveal cost the sum of the two rows above.
+Batched path: a trainer signs an EIP-712 `Commitment(round, seal)`; a relayer submits many in
+one `commitBatch`, which recovers each signer (ecrecover), records the round in its slot and
+stores a single Merkle root for the batch; `revealBatch` proves each opening against the root.
+Per update at a batch of 100 (`tests/contracts/test_gas.py`): see the two `Batch` rows.
 
 A finalizing attestation costs more because it settles the round: it records rejections and
 slashes, credits the aggregators' fees, moves the global model and opens the next round.

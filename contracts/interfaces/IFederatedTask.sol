@@ -117,6 +117,24 @@ interface IFederatedTask {
         uint64 numSamples;
     }
 
+    /// @notice A trainer's commitment signed for a relayer (EIP-712 `Commitment(uint256 round,
+    /// bytes32 seal)` in this contract's domain), with the compact (EIP-2098) signature.
+    struct SignedCommitment {
+        bytes32 seal;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    /// @notice The opening of one batched commitment, with its Merkle proof in the batch.
+    struct BatchReveal {
+        address trainer;
+        bytes32 digest;
+        string cid;
+        uint64 numSamples;
+        bytes32 salt;
+        bytes32[] proof;
+    }
+
     /// @notice The current global model: round 0 starts from the initial model.
     struct GlobalModel {
         bytes32 digest;
@@ -172,6 +190,10 @@ interface IFederatedTask {
     error TaskRevealMismatch(uint256 round, address trainer);
     /// @notice Thrown on a second reveal of the same update.
     error TaskAlreadyRevealed(uint256 round, address trainer);
+    /// @notice Thrown when a batch of commitments or reveals is empty.
+    error TaskEmptyBatch();
+    /// @notice Thrown when a reveal names a batch that does not exist.
+    error TaskUnknownBatch(uint256 round, uint256 batchIndex);
     /// @notice Thrown when the caller is not an active aggregator.
     error TaskNotAggregator(address account);
     /// @notice Thrown on a second attestation by the same aggregator in a round.
@@ -199,6 +221,9 @@ interface IFederatedTask {
     event RoundOpened(uint256 indexed round, uint256 commitDeadline, uint256 revealDeadline, uint256 aggregationDeadline, uint256 expectedCommits);
     /// @notice Emitted when a trainer commits the seal of its update; nothing about the update is public yet.
     event UpdateCommitted(uint256 indexed round, address indexed trainer, bytes32 seal);
+    /// @notice Emitted when a relayer commits a batch of signed commitments: the Merkle root of
+    /// their leaves keccak256(keccak256(abi.encode(trainer, seal))), in calldata order.
+    event BatchCommitted(uint256 indexed round, uint256 indexed batchIndex, bytes32 root, uint256 count, address relayer);
     /// @notice Emitted when a sealed update is revealed. The CID locates the bytes; the digest binds them.
     event UpdateRevealed(uint256 indexed round, address indexed trainer, bytes32 digest, string cid, uint256 numSamples);
     /// @notice Emitted when an aggregator attests a round's result.
@@ -233,6 +258,15 @@ interface IFederatedTask {
     /// secret random value. The file stays private until the commit window closes, so nobody
     /// can copy an update into their own commitment.
     function commitUpdate(uint256 round, bytes32 seal) external;
+
+    /// @notice Commits many trainers' seals for `round` in one transaction (any relayer). Each
+    /// entry is signed by its trainer, so a relayer can neither forge nor alter one; the batch
+    /// stores one Merkle root, and every leaf is provable from it. Reverts as a whole if any
+    /// entry is invalid (relayers simulate first).
+    function commitBatch(uint256 round, SignedCommitment[] calldata commitments) external;
+
+    /// @notice Opens batched commitments of `round` from batch `batchIndex`, each with its proof.
+    function revealBatch(uint256 round, uint256 batchIndex, BatchReveal[] calldata reveals) external;
 
     /// @notice Opens `trainer`'s seal in `round` once the commit window has closed: the update's
     /// `digest`, its IPFS `cid` (the file must be published by now) and `numSamples`, with the

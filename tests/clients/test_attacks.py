@@ -359,8 +359,8 @@ class FakeRounds:
         self.committed: list[tuple[int, bytes, str, int]] = []  # what the reveals opened
         self.peers = peers or []
 
-    def commitment(self, round_: int, trainer: str) -> bytes:
-        return bytes(32)
+    def has_committed(self, round_: int, trainer: str) -> bool:
+        return False
 
     def trainer_active_since(self, trainer: str) -> int:
         return 1

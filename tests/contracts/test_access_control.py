@@ -98,11 +98,12 @@ ACCESS: dict[str, dict[str, Public | Restricted]] = {
     },
     "FederatedTask": {
         # Public entry points whose role checks happen inside (eligible trainer, active
-        # aggregator, accepted update, credited fees). `revealUpdate` is listed ahead of the
-        # commit-reveal change; a public entry the ABI lacks is harmless.
+        # aggregator, accepted update, credited fees).
         "start": Public("once, when enough participants are active"),
         "commitUpdate": Public(ROLE_CHECKED_INSIDE),
         "revealUpdate": Public(ROLE_CHECKED_INSIDE),
+        "commitBatch": Public("any relayer; each entry's trainer signature is checked (test_batch.py)"),
+        "revealBatch": Public("any relayer; each opening is proved against the batch root (test_batch.py)"),
         "attest": Public(ROLE_CHECKED_INSIDE),
         "closeStaleRound": Public("only a stale round; anyone keeps the task moving"),
         "claimReward": Public(ROLE_CHECKED_INSIDE),

@@ -209,11 +209,10 @@ def test_commit__eligible_trainer__stores_seal_only(
 
     # Nothing about the update (digest, CID, samples) is public until the reveal.
     assert tx.events == [task.UpdateCommitted(0, trainer, seal)]
-    assert (
-        task.commitment(0, trainer)
-        == seal
-        == task.sealOf(trainer, update.digest, update.samples, update.salt)
-    )
+    assert seal == task.sealOf(trainer, update.digest, update.samples, update.salt)
+    assert task.hasCommitted(0, trainer) and not task.hasCommitted(1, trainer)
+    assert task.taggedSealOf(trainer) == keccak(encode(["uint256", "bytes32"], [0, seal]))
+    assert task.commitment(0, trainer) == ZERO_BYTES32  # nothing revealed yet
     state = task.roundState(0)
     assert (state.commits, state.reveals, state.totalSamples) == (1, 0, 0)
     assert task.phase(0) == Phase.COMMIT
@@ -1449,3 +1448,24 @@ def test_default_quorum__two_of_three_equal_aggregators__finalize(project: Any, 
     assert first.events.filter(d.task.RoundFinalized) == []
     assert len(second.events.filter(d.task.RoundFinalized)) == 1
     assert d.task.currentRound() == 1
+
+
+def test_reveal__opening_of_an_earlier_round__never_fits_a_later_commit(
+    task: Any,
+    started: Any,
+    trainers: list[Any],
+    aggregators: list[Any],
+    updates: dict[Any, Update],
+    model: Model,
+    chain: Any,
+    outsider: Any,
+) -> None:
+    # Round 0: every trainer commits and reveals; the openings are public from then on.
+    run_round(chain, task, updates, aggregators, model)
+    trainer, old = trainers[0], updates[trainers[0]]
+    commit_all(task, {t: make_update(f"round-1-{i}") for i, t in enumerate(trainers)}, 1)
+
+    # Replaying the round-0 opening against the round-1 commit (e.g. to get it rejected as a
+    # wrong binding) fails: the stored seal is tagged with its round.
+    with reverts(task.TaskRevealMismatch, round=1, trainer=trainer.address):
+        reveal(task, trainer, old, round_=1, sender=outsider)

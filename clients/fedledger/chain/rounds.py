@@ -18,6 +18,7 @@ from web3 import Web3
 
 from fedledger.aggregator.verification import Commit
 from fedledger.chain import rpc
+from fedledger.chain.batching import SignedCommitment
 from fedledger.chain.contracts import FedLedger, GlobalModel, RoundState
 from fedledger.chain.params import AggregationRule, Phase, RejectionReason
 from fedledger.chain.transactions import TxResult
@@ -163,7 +164,11 @@ class Rounds:
         return RoundResult(bytes(key), bytes(digest), int(reward), int(samples), int(rejected), str(cid))
 
     def commitment(self, round_: int, trainer: str) -> bytes:
+        """The revealed commitment keccak256(digest, samples); zero until revealed."""
         return bytes(self.call(self.task.functions.commitment(round_, _checksum(trainer))))
+
+    def has_committed(self, round_: int, trainer: str) -> bool:
+        return bool(self.call(self.task.functions.hasCommitted(round_, _checksum(trainer))))
 
     def attestation(self, round_: int, aggregator: str) -> bytes:
         return bytes(self.call(self.task.functions.attestation(round_, _checksum(aggregator))))
@@ -268,6 +273,30 @@ class Rounds:
         """Commits a sealed update (see `seal_of`)."""
         function = self.task.functions.commitUpdate(round_, seal)
         return self.ledger.sender.transact(account, function, label=f"commit round {round_}")
+
+    def commit_batch(
+        self, account: LocalAccount, round_: int, commitments: Sequence[SignedCommitment]
+    ) -> TxResult:
+        """Submits trainers' signed commitments in one transaction (`account` is the relayer)."""
+        function = self.task.functions.commitBatch(round_, [c.as_tuple() for c in commitments])
+        return self.ledger.sender.transact(account, function, label=f"commit batch round {round_}")
+
+    def reveal_batch(
+        self,
+        account: LocalAccount,
+        round_: int,
+        batch_index: int,
+        openings: Sequence[tuple[Opening, list[bytes]]],
+    ) -> TxResult:
+        """Reveals batched commitments, each `(opening, Merkle proof)` (`account` is the relayer)."""
+        entries = [
+            (_checksum(o.trainer), o.digest, o.cid, o.num_samples, o.salt, proof) for o, proof in openings
+        ]
+        function = self.task.functions.revealBatch(round_, batch_index, entries)
+        return self.ledger.sender.transact(account, function, label=f"reveal batch round {round_}")
+
+    def batch_roots(self, round_: int) -> list[bytes]:
+        return [bytes(root) for root in self.call(self.task.functions.batchRoots(round_))]
 
     def reveal_update(self, account: LocalAccount, round_: int, opening: Opening) -> TxResult:
         """Reveals a committed update (sent by `account`, for `opening.trainer`)."""
