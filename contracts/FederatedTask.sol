@@ -358,9 +358,11 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         return _commitments[round][trainer];
     }
 
-    /// @notice Whether `trainer` committed in `round` (by either path).
-    function hasCommitted(uint256 round, address trainer) external view returns (bool) {
-        return _trainers[trainer].committedRoundPlusOne == round + 1;
+    /// @notice The round of `trainer`'s latest commitment (by either path), if it ever committed.
+    /// Earlier commitments are in the `UpdateCommitted` and `BatchCommitted` events.
+    function lastCommittedRound(address trainer) external view returns (bool committed, uint256 round) {
+        uint256 plusOne = _trainers[trainer].committedRoundPlusOne;
+        return (plusOne != 0, plusOne == 0 ? 0 : plusOne - 1);
     }
 
     /// @notice The seal of `trainer`'s last single-path commit, tagged with its round:

@@ -359,8 +359,8 @@ class FakeRounds:
         self.committed: list[tuple[int, bytes, str, int]] = []  # what the reveals opened
         self.peers = peers or []
 
-    def has_committed(self, round_: int, trainer: str) -> bool:
-        return False
+    def last_committed_round(self, trainer: str) -> int | None:
+        return None
 
     def trainer_active_since(self, trainer: str) -> int:
         return 1

@@ -102,7 +102,7 @@ def test_commit_batch__relayer__stores_root_and_counts_every_commit(
     assert batch.events == [task.BatchCommitted(0, 0, root, 4, outsider)]
     assert task.batchRoots(0) == [root]
     assert task.roundState(0).commits == 4
-    assert all(task.hasCommitted(0, t) for t in trainers)
+    assert all(task.lastCommittedRound(t) == (True, 0) for t in trainers)
     assert task.phase(0) == Phase.REVEAL  # every expected trainer committed: the window closed
 
 

@@ -210,7 +210,8 @@ def test_commit__eligible_trainer__stores_seal_only(
     # Nothing about the update (digest, CID, samples) is public until the reveal.
     assert tx.events == [task.UpdateCommitted(0, trainer, seal)]
     assert seal == task.sealOf(trainer, update.digest, update.samples, update.salt)
-    assert task.hasCommitted(0, trainer) and not task.hasCommitted(1, trainer)
+    assert task.lastCommittedRound(trainer) == (True, 0)
+    assert task.lastCommittedRound(trainers[1]) == (False, 0)
     assert task.taggedSealOf(trainer) == keccak(encode(["uint256", "bytes32"], [0, seal]))
     assert task.commitment(0, trainer) == ZERO_BYTES32  # nothing revealed yet
     state = task.roundState(0)

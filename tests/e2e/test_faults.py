@@ -500,7 +500,9 @@ class TestTrainersDropOut:
         final = rounds.finalizations()[0]
         assert (final.round, final.accepted, final.rejected) == (0, 2, 0)
         dropout = dropouts.fed.trainers[2].address
-        assert rounds.has_committed(0, dropout) and rounds.commitment(0, dropout) == bytes(32)  # never opened
+        assert 0 in rounds.committed_rounds(dropout) and rounds.commitment(0, dropout) == bytes(
+            32
+        )  # never opened
         assert 0 not in rounds.revealed_by(dropout)
         assert rounds.rejection(0, dropout) == RejectionReason.NONE  # absent, not rejected
 

@@ -98,7 +98,7 @@ def test_digest_mismatch__rejected_with_reason_slashed_and_deactivated(
     # Slashed 10% of its 100 FED: below the 100 FED minimum, so it may not commit any more.
     participant = rounds.ledger.participant(liar)
     assert participant.stake == 90 * 10**18 and not participant.active
-    assert not rounds.has_committed(1, liar)
+    assert 1 not in rounds.committed_rounds(liar)
     assert rounds.result(1).rejected_count == 0 and rounds.state(1).commits == TRAINERS - 1
 
 

@@ -167,8 +167,10 @@ class Rounds:
         """The revealed commitment keccak256(digest, samples); zero until revealed."""
         return bytes(self.call(self.task.functions.commitment(round_, _checksum(trainer))))
 
-    def has_committed(self, round_: int, trainer: str) -> bool:
-        return bool(self.call(self.task.functions.hasCommitted(round_, _checksum(trainer))))
+    def last_committed_round(self, trainer: str) -> int | None:
+        """The round of `trainer`'s latest commitment (either path), None if it never committed."""
+        committed, round_ = self.call(self.task.functions.lastCommittedRound(_checksum(trainer)))
+        return int(round_) if committed else None
 
     def attestation(self, round_: int, aggregator: str) -> bytes:
         return bytes(self.call(self.task.functions.attestation(round_, _checksum(aggregator))))
@@ -214,7 +216,8 @@ class Rounds:
         return {int(log["args"]["round"]): _commit(log) for log in logs}
 
     def committed_rounds(self, trainer: str) -> set[int]:
-        """The rounds in which `trainer` committed a seal (revealed or not)."""
+        """The rounds in which `trainer` committed a seal itself (revealed or not); batched
+        commitments are in `BatchCommitted` events instead."""
         return {
             int(log["args"]["round"])
             for log in self._logs("UpdateCommitted", {"trainer": _checksum(trainer)})

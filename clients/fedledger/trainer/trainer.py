@@ -246,7 +246,7 @@ class Trainer:
             log.info("round %d: claimed %d", round_, amount)
 
     def _may_commit(self, round_: int) -> bool:
-        if self.rounds.has_committed(round_, self.address):
+        if self.rounds.last_committed_round(self.address) == round_:
             if round_ not in self._sealed and round_ not in self.stats.committed_rounds:
                 log.warning("round %d: committed before a restart; the seal's opening is lost", round_)
                 self.stats.committed_rounds.append(round_)
