@@ -26,7 +26,8 @@ from fedledger.chain.contracts import FedLedger
 from fedledger.chain.deployments import Deployment
 from fedledger.chain.params import TOKEN, Role
 from fedledger.chain.rpc import connect
-from fedledger.devnet import PROFILES, running_devnet
+from fedledger.demo.placeholder import write_placeholder
+from fedledger.devnet import PROFILES, Devnet, running_devnet
 from fedledger.devnet import ipfs as ipfs_daemon
 from fedledger.devnet.process import log_tail
 from fedledger.learning.model import build_model, get_weights, model_spec
@@ -75,6 +76,23 @@ class Federation:
     def start_ipfs(self) -> None:
         """Starts the daemon again on the same repository and API port: pins survive."""
         self.daemon = ipfs_daemon.start(run_dir=self.run_dir, api_port=self.daemon.state.api_port)
+
+
+def deploy_placeholder(devnet: Devnet, *options: str) -> Path:
+    """Deploys everything on `devnet` with the ape script and a placeholder initial model;
+    returns the deployments directory (in the devnet's run directory)."""
+    model = write_placeholder(devnet.run_dir)
+    directory = devnet.run_dir / "deployments"
+    ape_cli.deploy(
+        project=PROJECT,
+        network=PROFILES["local"].ape_network,
+        rpc_url=devnet.url,
+        chain_id=CHAIN_ID,
+        account="TEST::0",
+        deployments_dir=directory,
+        options=["--initial-model-file", str(model.path), *options],
+    )
+    return directory
 
 
 @contextmanager

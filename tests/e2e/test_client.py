@@ -23,8 +23,8 @@ from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, Role, 
 from fedledger.chain.proposals import parse_change
 from fedledger.chain.rpc import connect, latest_timestamp, wait_for_timestamp
 from fedledger.cli import cli
-from fedledger.demo.placeholder import write_placeholder
 from fedledger.devnet import Devnet, running_devnet
+from tests.e2e.federation import deploy_placeholder
 
 ROOT = Path(__file__).resolve().parents[2]
 VOTING_PERIOD = 4
@@ -39,25 +39,9 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="module")
 def deployments_dir(devnet: Devnet) -> Path:
-    model = write_placeholder(devnet.run_dir)
-    directory = devnet.run_dir / "deployments"
-    ape_cli.deploy(
-        project=ROOT,
-        network="ethereum:local:foundry",
-        rpc_url=devnet.url,
-        chain_id=31337,
-        account="TEST::0",
-        deployments_dir=directory,
-        options=[
-            "--initial-model-file",
-            str(model.path),
-            "--voting-period",
-            str(VOTING_PERIOD),
-            "--timelock-delay",
-            str(TIMELOCK_DELAY),
-        ],
+    return deploy_placeholder(
+        devnet, "--voting-period", str(VOTING_PERIOD), "--timelock-delay", str(TIMELOCK_DELAY)
     )
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,13 @@ import pytest
 from click.testing import CliRunner, Result
 from eth_account import Account
 
-from fedledger.chain import ape_cli
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import MissingContractError, RpcUnavailableError
 from fedledger.chain.rpc import connect
 from fedledger.cli import cli
-from fedledger.demo.placeholder import write_placeholder
 from fedledger.devnet import Devnet, Profile, running_devnet
 from fedledger.devnet import anvil as anvil_devnet
+from tests.e2e.federation import deploy_placeholder
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "e2e keystore password 9"
@@ -52,18 +51,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="module")
 def deployments_dir(devnet: Devnet) -> Path:
-    model = write_placeholder(devnet.run_dir)
-    directory = devnet.run_dir / "deployments"
-    ape_cli.deploy(
-        project=ROOT,
-        network="ethereum:local:foundry",
-        rpc_url=devnet.url,
-        chain_id=31337,
-        account="TEST::0",
-        deployments_dir=directory,
-        options=["--initial-model-file", str(model.path)],
-    )
-    return directory
+    return deploy_placeholder(devnet)
 
 
 @pytest.fixture
