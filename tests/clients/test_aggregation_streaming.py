@@ -127,6 +127,23 @@ def test_fedavg__large_weights_and_values__leave_the_float64_path_and_still_matc
     )
 
 
+@pytest.mark.parametrize("count", [1, 2, 16])
+def test_accumulate_weighted__totals_beyond_2_53__still_added_as_integers(count: int) -> None:
+    """The weighted sums are exact below 2^53, the running totals need not be: adding them in
+    float64 would round the totals (FedAvg may reach 2^62)."""
+    rng = np.random.default_rng(count)
+    rows = np.stack([edge_values(rng, 1000) for _ in range(count)])
+    weights = [int(w) for w in rng.integers(1, 100, count)]
+    start = np.full(1000, (1 << 60) + 1, np.int64)
+    start[::2] = -(1 << 61) - 3
+    total = start.copy()
+    accumulate_weighted(total, rows, weights)
+    expected = start.copy()
+    for row, weight in zip(rows, weights, strict=True):
+        expected += to_fixed(row) * weight
+    np.testing.assert_array_equal(total, expected)
+
+
 def test_fedavg__non_finite_and_huge_values__same_bytes_as_reference() -> None:
     """FedAvg does not validate (the codec does); whatever it makes of NaN or 1e30, the fast path
     makes the same."""

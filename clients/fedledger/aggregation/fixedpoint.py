@@ -94,7 +94,8 @@ def accumulate_weighted(total: Array, rows: Array, weights: Sequence[int]) -> No
             else:
                 np.copyto(wide[:, :width], fixed)
                 np.dot(vector, wide[:, :width], out=sums[:width])
-                np.add(target, sums[:width], out=target, casting="unsafe")
+                # Integer addition: the sums are exact integers below 2^53, the total may not be.
+                np.add(target, sums[:width], out=target, dtype=np.int64, casting="unsafe")
 
 
 def divide_rounded(numerator: Array, denominator: int) -> Array:
