@@ -149,6 +149,18 @@ def digest_files(paths: Sequence[str]) -> str:
     return outer.hexdigest()
 
 
+def warm_page_cache(paths: Sequence[str]) -> float:
+    """Reads every file once (so that no implementation pays for disk reads another one's memory
+    use caused, e.g. Flower's N x P copies evicting the files); returns the seconds it took."""
+    started = time.perf_counter()
+    buffer = bytearray(1 << 22)
+    for path in paths:
+        with open(path, "rb", buffering=0) as handle:
+            while handle.readinto(buffer):
+                pass
+    return time.perf_counter() - started
+
+
 # --- running the workers -------------------------------------------------------------------------
 
 
@@ -204,6 +216,7 @@ def run_worker(job: Job, result: Path, trainers: int) -> dict[str, Any]:
             "is shared): wait, or measure Flower's median and trimmed mean on fewer coordinates "
             "(--flower-robust-params)"
         )
+    warm_seconds = warm_page_cache(json.loads(job.manifest.read_text())["files"])
     completed = subprocess.run(
         [job.python, str(WORKER), job.implementation, str(job.manifest), str(result)],
         env=worker_env(),
@@ -214,7 +227,9 @@ def run_worker(job: Job, result: Path, trainers: int) -> dict[str, Any]:
     if completed.returncode:
         raise RuntimeError(f"{job.label} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     record: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    record.update(label=job.label, params=job.params, output_sha256=output_digest(result))
+    record.update(
+        label=job.label, params=job.params, output_sha256=output_digest(result), warm_seconds=warm_seconds
+    )
     return record
 
 
@@ -450,9 +465,9 @@ def notes(config: Config, flower: bool) -> list[str]:
         "interpreter, numpy and, for Flower, the imported flwr modules included ('baseline_mib' in "
         "'runs' is the level before the measured work). Files are read with pread, not mapped, so "
         "the page cache does not count.",
-        "The update files are in the page cache when measured (all read once beforehand): times are "
-        "CPU and memory bound, not disk bound. All workers run single-threaded (OPENBLAS, OMP and "
-        "MKL_NUM_THREADS=1).",
+        "The update files are in the page cache when measured (all read again before every run, "
+        "'warm_seconds' in 'runs'): times are CPU and memory bound, not disk bound. All workers run "
+        "single-threaded (OPENBLAS, OMP and MKL_NUM_THREADS=1).",
         f"fedledger FedAvg (fedavg_seconds): streaming.fedavg_files takes the files {config.group} at a "
         "time and reads 65536 coordinates of each at a time into one reused float32 buffer "
         "(FedAvgAccumulator.add_columns), adding them to int64 sums exactly "
