@@ -47,7 +47,8 @@ def check_updates(updates: Sequence[Tensors]) -> dict[str, tuple[int, ...]]:
 
 def check_values(values: Array) -> None:
     """Raises ValueError unless every value is finite and within +-MAX_MAGNITUDE."""
-    if not (np.abs(values) <= MAX_MAGNITUDE).all():  # False for NaN too
+    # The extremes are NaN if any value is, and every comparison with NaN is False.
+    if values.size and not (values.min() >= -MAX_MAGNITUDE and values.max() <= MAX_MAGNITUDE):
         raise ValueError(f"values must be finite and within +-{MAX_MAGNITUDE:g}")
 
 

@@ -12,13 +12,16 @@ Determinism:
   equal bit patterns, so the multiset kept per coordinate is the same whatever algorithm
   `np.partition` uses.
 - The mean of the kept values is exact int64 fixed point (`fixedpoint`): an order-independent
-  integer sum, one division rounded half away from zero (`divide_rounded`), then float32.
+  integer sum (formed in float64 where every partial sum is an exactly representable integer,
+  which gives the same integers), one division rounded half away from zero (`divide_rounded`),
+  then float32.
   A single kept value (the odd-count median) is returned as is, bit for bit.
 - k is computed exactly from beta read as the decimal it prints as (0.29 means 29/100, not the
   binary float just below it), so every machine, and a person by hand, gets the same k.
 
 Memory: tensor by tensor and `chunk_size` coordinates at a time, so the peak beyond the inputs
-is O(N x chunk_size), not O(N x P).
+is O(N x chunk_size), not O(N x P). `streaming.trimmed_mean_files` reads those chunks from update
+files, so that the inputs need not be in memory at all.
 
 Bounds: values must be finite with |value| <= 2^14 (the codec enforces 1e4), so fixed-point
 values stay below 2^34 in magnitude and sums of fewer than 2^29 of them fit in int64.
@@ -33,17 +36,75 @@ from fractions import Fraction
 import numpy as np
 
 from fedledger.aggregation.base import CHUNK_SIZE, Tensors, check_updates, coordinate_chunks
-from fedledger.aggregation.fixedpoint import divide_rounded, to_fixed, to_float32
+from fedledger.aggregation.fixedpoint import EXACT_FLOAT64, SCALE, divide_rounded, to_fixed, to_float32
 from fedledger.arrays import Array
 
 _MAGNITUDE_BITS = np.int32(0x7FFFFFFF)
+_SCALE32 = np.float32(SCALE)
+_LANE_BYTES = 1 << 20  # keys partitioned at a time: N x lanes int32, in cache
 
 
-def _order_keys(bits: Array) -> Array:
-    """float32 bit patterns (viewed as int32) -> int32 keys ordered like the floats, and back:
-    negative floats get their magnitude bits flipped, which makes the map its own inverse."""
-    keys: Array = np.where(bits < 0, bits ^ _MAGNITUDE_BITS, bits)
-    return keys
+def check_trim(count: int, trim: int) -> None:
+    """Raises ValueError unless trimming `trim` values from each end of `count` leaves at least one."""
+    if trim < 0 or count - 2 * trim < 1:
+        raise ValueError(f"cannot trim {trim} values from each end of {count}: at least one must remain")
+
+
+def trimmed_chunk(stack: Array, trim: int) -> Array:
+    """The kernel of `trimmed_mean_by_count` for one chunk of coordinates: `stack` is an (N, n)
+    float32 array (any strides) of values already checked with `check_values`; returns the n
+    float32 results.
+
+    A few hundred coordinates at a time (`_LANE_BYTES` of keys), so that the partition runs in
+    cache: their keys are copied out, partitioned along the update axis, and the kept rows
+    averaged.
+    """
+    count, size = stack.shape
+    keep = count - 2 * trim
+    low, high = trim, count - trim - 1
+    kth = sorted({low, high})
+    bits = stack.view(np.int32)
+    out = np.empty(size, np.float32)
+    lanes = max(1, _LANE_BYTES // (4 * count))
+    for start in range(0, size, lanes):
+        stop = min(start + lanes, size)
+        keys = np.array(bits[:, start:stop])  # a contiguous copy
+        _flip_keys(keys)
+        keys.partition(kth, axis=0)  # rows low..high: the kept values
+        kept = keys[low : high + 1]
+        _flip_keys(kept)
+        values = kept.view(np.float32)
+        out[start:stop] = values[0] if keep == 1 else _exact_column_means(values)
+    return out
+
+
+def _flip_keys(bits: Array) -> None:
+    """float32 bit patterns (viewed as int32) -> int32 keys ordered like the floats, and back, in
+    place: negative floats get their magnitude bits flipped, which makes the map its own inverse."""
+    flips = bits >> 31  # -1 where negative, 0 elsewhere
+    flips &= _MAGNITUDE_BITS
+    bits ^= flips
+
+
+def _exact_column_means(values: Array) -> Array:
+    """`to_float32(divide_rounded(to_fixed(values).sum(axis=0), k))` for (k, n) float32 values.
+
+    The fixed-point integers are formed in float32 (scaling by 2^20 is exact, and so is rounding
+    to an integer, as in `fixedpoint.accumulate_weighted`) and summed in float64: while k times
+    the largest |integer| is below 2^53 every partial sum is an integer float64 holds exactly, so
+    the sums are the int64 sums, in any order. Otherwise (|value| of 2^14 and k of 2^19 are far
+    from it) the int64 path runs.
+    """
+    keep = values.shape[0]
+    limit = EXACT_FLOAT64 / keep
+    with np.errstate(over="ignore"):  # out-of-range values take the int64 path
+        scaled = values * _SCALE32
+        np.rint(scaled, out=scaled)
+    if scaled.size and -limit < scaled.min() and scaled.max() < limit:  # False for NaN
+        sums = scaled.sum(axis=0, dtype=np.float64).astype(np.int64)
+    else:
+        sums = to_fixed(values).sum(axis=0)
+    return to_float32(divide_rounded(sums, keep))
 
 
 def trimmed_mean_by_count(
@@ -58,22 +119,12 @@ def trimmed_mean_by_count(
         If the updates differ in layout or hold out-of-range values, or nothing would be left.
     """
     layout = check_updates(updates)
-    count = len(updates)
-    keep = count - 2 * trim
-    if trim < 0 or keep < 1:
-        raise ValueError(f"cannot trim {trim} values from each end of {count}: at least one must remain")
-    low, high = trim, count - trim - 1
+    check_trim(len(updates), trim)
     result: dict[str, Array] = {}
     for name, shape in sorted(layout.items()):
         out = np.empty(math.prod(shape), np.float32)
         for coordinates, stack in coordinate_chunks(updates, name, chunk_size):
-            keys = _order_keys(stack.view(np.int32))
-            keys.partition(sorted({low, high}), axis=0)  # rows low..high: the kept values
-            kept = _order_keys(keys[low : high + 1]).view(np.float32)
-            if keep == 1:
-                out[coordinates] = kept[0]
-            else:
-                out[coordinates] = to_float32(divide_rounded(to_fixed(kept).sum(axis=0), keep))
+            out[coordinates] = trimmed_chunk(stack, trim)
         result[name] = out.reshape(shape)
     return result
 
