@@ -47,4 +47,5 @@ robustness: setup
 	python bench/robustness.py
 
 bench: compile
+	tools/setup_bench.sh
 	python bench/run_all.py $(ARGS)

@@ -60,7 +60,9 @@ BENCHMARKS = [
 ]
 
 TARGETS = {
-    "commit_gas": Target("<=", 50_000, "floor ~46k: base tx + one new storage slot + event"),
+    "commit_gas": Target(
+        "<=", 50_000, "~46k floor of a commit that creates a slot; ours reuses per-trainer slots"
+    ),
     "batch_commit_gas_per_update": Target("<=", 15_000, "amortized at batch size 100"),
     "commit_throughput_ratio": Target(">=", 0.8, "raw Anvil transfers, same harness, same run"),
     "sei_profile_gas_limit_share": Target(">=", 0.9, "gas-bound limit: 10M gas per 0.4 s block"),
@@ -215,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     results = dict(previous.get("benchmarks", {}))
     for benchmark in BENCHMARKS:
         if args.only and benchmark.name not in args.only:
+            # Not run now: keep what latest.json has, or the benchmark's own last result file.
+            saved = RESULTS / f"{benchmark.name}.json"
+            if benchmark.name not in results and benchmark.name != "gas" and saved.exists():
+                results[benchmark.name] = json.loads(saved.read_text())
             continue
         print(f"bench: {benchmark.name} ...", flush=True)
         results[benchmark.name] = run(benchmark)
