@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness
+.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness throughput
 
 setup:
 	@tools/setup.sh
@@ -45,3 +45,6 @@ clean:
 
 robustness: setup
 	python bench/robustness.py
+
+throughput: compile
+	python bench/throughput.py
