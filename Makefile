@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness bench
+.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness bench throughput
 
 setup:
 	@tools/setup.sh
@@ -49,3 +49,6 @@ robustness: setup
 bench: compile
 	tools/setup_bench.sh
 	python bench/run_all.py $(ARGS)
+
+throughput: compile
+	python bench/throughput.py

@@ -1,0 +1,166 @@
+"""bench/throughput.py: the harness's bookkeeping, and a real quick run on Anvil end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "throughput.py"
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_throughput", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+def test_workload_order_alternates() -> None:
+    names = ("transfers", "commits")
+    assert bench.workload_order(names, 0) == ["transfers", "commits"]
+    assert bench.workload_order(names, 1) == ["commits", "transfers"]
+    assert bench.workload_order(names, 2) == ["transfers", "commits"]
+
+
+def test_nonce_book__reads_once_then_counts_locally() -> None:
+    calls: list[list[tuple[str, list[Any]]]] = []
+
+    class FakeRpc:
+        def batch(self, requests: list[tuple[str, list[Any]]]) -> list[str]:
+            calls.append(requests)
+            return ["0x5" for _ in requests]
+
+    book = bench.NonceBook(FakeRpc())
+    book.load(["0xa", "0xb", "0xa"])
+    assert [book.take("0xa"), book.take("0xa"), book.take("0xb")] == [5, 6, 5]
+    book.load(["0xa"])  # known: no request
+    assert len(calls) == 1 and book.peek("0xa") == 7
+    book.forget("0xa")
+    book.load(["0xa"])
+    assert book.peek("0xa") == 5
+
+
+def _measurement(blocks: list[tuple[int, float, int]], items_per_tx: int = 1) -> Any:
+    """A measurement of txs spread over `blocks` of (number, observed, workload txs)."""
+    calls, seen, txs, index = [], [], [], 0
+    for number, observed, count in blocks:
+        hashes = []
+        for _ in range(count):
+            tx_hash = f"0x{index:064x}"
+            txs.append(bench.SignedTx(hash=tx_hash, raw="0x", sender="0xa", nonce=index, items=items_per_tx))
+            calls.append(bench.Call(sender=None, to="0xb", items=items_per_tx))
+            hashes.append(tx_hash)
+            index += 1
+        seen.append(bench.BlockSeen(number, observed, tuple(hashes), 21_000 * count, 30_000_000))
+    workload = bench.Workload("transfers", calls)
+    sent = bench.Sent(first_send=0.0, last_ack=0.05)
+    return bench.measure(workload, txs, sent, seen, 21_000 * len(txs), (None, 0.1))
+
+
+def test_measure__wall_clock_and_steady_state() -> None:
+    # First send at 0; blocks seen at 0.1 (100 txs), 0.2 (200), 0.3 (200), 0.4 (50).
+    m = _measurement([(7, 0.05, 0), (8, 0.1, 100), (9, 0.2, 200), (10, 0.3, 200), (11, 0.4, 50)])
+    assert m.txs == 550 and m.blocks == 4 and m.first_block == 8
+    assert m.txs_per_block == [100, 200, 200, 50]
+    assert m.elapsed_seconds == pytest.approx(0.4)
+    assert m.tx_per_second == pytest.approx(550 / 0.4)
+    # Steady state: the interior blocks (9 and 10) over the time from block 8 to block 10.
+    assert m.steady_tx_per_second == pytest.approx(400 / 0.2)
+    assert m.gas_per_item == 21_000
+    assert m.timeline[0] == (7, 0.05, 0)
+    assert m.mean_block_interval == pytest.approx(0.0875)
+
+
+def test_measure__items_per_transaction() -> None:
+    m = _measurement([(1, 0.1, 10), (2, 0.2, 10), (3, 0.3, 10)], items_per_tx=4)
+    assert m.items == 120 and m.items_per_second == pytest.approx(120 / 0.3)
+    assert m.steady_items_per_second == pytest.approx(40 / 0.1)
+    assert m.gas_per_item == pytest.approx(21_000 / 4)
+
+
+def test_measure__too_few_blocks_for_a_steady_state() -> None:
+    m = _measurement([(1, 0.1, 10), (2, 0.2, 10)])
+    assert m.steady_tx_per_second is None and m.tx_per_second == pytest.approx(100)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    folder = tmp_path_factory.mktemp("throughput")
+    out = folder / "throughput.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out), "--run-dir", str(folder / "run")],
+        cwd=REPO,
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+    return json.loads(out.read_text()), folder / "run"
+
+
+def test_quick_run__json_shape(quick_run: tuple[dict[str, Any], Path]) -> None:
+    report, _ = quick_run
+    assert report["benchmark"] == "throughput"
+    assert report["command"].startswith("python bench/throughput.py") and "--quick" in report["command"]
+    for key in ("figures", "setup", "notes", "scenarios", "explanation"):
+        assert key in report
+    figures = report["figures"]
+    for key in (
+        "commits_per_second",
+        "raw_tx_per_second",
+        "commit_throughput_ratio",
+        "sei_profile_updates_per_second",
+        "sei_profile_gas_limit_share",
+        "sei_profile_gas_bound_updates_per_second",
+    ):
+        assert key in figures
+    assert figures["commits_per_second"] > 0 and figures["raw_tx_per_second"] > 0
+    assert figures["commit_throughput_ratio"] > 0
+    assert figures["sei_profile_gas_bound_updates_per_second"] == pytest.approx(
+        10_000_000 / figures["commit_gas_used"] / 0.4, rel=1e-3
+    )
+    assert figures["sei_profile_updates_per_second_batched"] is None
+    assert any("batch" in note and "not available yet" in note for note in report["notes"])
+    setup = report["setup"]
+    assert setup["anvil"].startswith("anvil/")
+    assert "coincurve" in setup["signing"].lower()
+    assert setup["block_time"] == {"local": 0.1, "sei-like": 0.4}
+    assert setup["gas_limit"]["sei-like"] == 10_000_000
+
+
+def test_quick_run__every_commit_confirmed_on_chain(quick_run: tuple[dict[str, Any], Path]) -> None:
+    report, _ = quick_run
+    for name, scenario in report["scenarios"].items():
+        commits = [run for run in scenario["runs"] if run["workload"] == "commits"]
+        transfers = [run for run in scenario["runs"] if run["workload"] == "transfers"]
+        assert len(commits) == len(transfers) == scenario["repetitions"], name
+        chains = scenario["chains"]
+        assert len(chains) == scenario["repetitions"] + scenario["decompositions"]
+        for chain in chains:  # round 0's on-chain commit count: every trainer of the chain committed
+            assert chain["round_commits"] == chain["commits_sent"] == scenario["per_repetition"]
+        assert len(scenario["decomposition_runs"]) == 2 * scenario["decompositions"]
+        for run in scenario["runs"]:
+            assert run["txs"] == scenario["per_repetition"]
+            assert sum(run["txs_per_block"]) == run["txs"]
+            assert run["elapsed_seconds"] > 0 and run["tx_per_second"] > 0
+        assert all(run["gas_per_item"] > 50_000 for run in commits)
+        assert all(run["gas_per_item"] == 21_000 for run in transfers)
+    assert report["scenarios"]["local"]["decompositions"] == 1
+
+
+def test_quick_run__no_anvil_left_running(quick_run: tuple[dict[str, Any], Path]) -> None:
+    _, run_dir = quick_run
+    assert list(run_dir.rglob("anvil.log")), "the run kept its Anvil logs"
+    assert not list(run_dir.rglob("anvil.json")), "an Anvil state file is left: a devnet was not stopped"
