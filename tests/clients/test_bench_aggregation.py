@@ -3,17 +3,16 @@ Flower when .venv-bench exists, without it otherwise)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from bench_modules import load_bench
 
 from fedledger.aggregation import coordinate_median, fedavg, trimmed_mean
 from fedledger.aggregation.streaming import (
@@ -30,16 +29,7 @@ SCRIPT = REPO / "bench" / "aggregation.py"
 BENCH_VENV = REPO / ".venv-bench" / "bin" / "python"
 
 
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_aggregation", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("aggregation")
 
 
 def same_bytes(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> bool:

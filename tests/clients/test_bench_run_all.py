@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
+
+from bench_modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_run_all() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_run_all", ROOT / "bench" / "run_all.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run_all"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_target__at_most_and_at_least() -> None:
-    run_all = load_run_all()
+    run_all = load_bench("run_all")
     assert run_all.Target("<=", 50_000, "").met(50_000)
     assert not run_all.Target("<=", 50_000, "").met(50_001)
     assert run_all.Target(">=", 0.8, "").met(0.8)
@@ -28,7 +18,7 @@ def test_target__at_most_and_at_least() -> None:
 
 
 def test_render__every_target_with_its_verdict_and_failures_shown() -> None:
-    run_all = load_run_all()
+    run_all = load_bench("run_all")
     latest = {
         "date": "2026-11-23 00:00 UTC",
         "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 24.0, "os": "linux", "python": "3.11"},
