@@ -162,10 +162,9 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
             leaves[i] = _commitSigned(round, openedAt, commitments[i]);
         }
         bytes32 root = _merkleRoot(leaves);
-        bytes32[] storage roots = _batchRoots[round];
-        roots.push(root);
+        _batchRoots[round].push(root);
         state.commits = (state.commits + count).toUint24();
-        emit BatchCommitted(round, roots.length - 1, root, count, msg.sender);
+        emit BatchCommitted(round, _batchRoots[round].length - 1, root, count, msg.sender);
     }
 
     /// @inheritdoc IFederatedTask
