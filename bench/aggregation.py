@@ -109,26 +109,35 @@ def make_update(seed: int, index: int, layout: dict[str, tuple[int, ...]]) -> tu
     return tensors, int(rng.integers(1, 1001))
 
 
+def input_spec(layout: dict[str, tuple[int, ...]]) -> ModelSpec:
+    """The model spec the benchmark's update files follow."""
+    return ModelSpec(
+        "bench-aggregation", tuple(TensorSpec(name, shape) for name, shape in sorted(layout.items()))
+    )
+
+
+def input_binding(spec: ModelSpec, index: int, weight: int) -> Binding:
+    """The binding of update file `index` (trainer index + 1, `weight` samples)."""
+    return Binding(
+        kind="update",
+        chain_id=713715,
+        task="0x" + "00" * 19 + "01",
+        round=1,
+        model_spec=spec.hash().hex(),
+        trainer=f"0x{index + 1:040x}",
+        num_samples=weight,
+    )
+
+
 def write_inputs(config: Config, directory: Path) -> Path:
     """Writes the update files and a manifest naming them; returns the manifest's path."""
     layout = model_layout(config.params)
-    spec = ModelSpec(
-        "bench-aggregation", tuple(TensorSpec(name, shape) for name, shape in sorted(layout.items()))
-    )
+    spec = input_spec(layout)
     files, weights = [], []
     for index in range(config.trainers):
         tensors, weight = make_update(config.seed, index, layout)
-        binding = Binding(
-            kind="update",
-            chain_id=713715,
-            task="0x" + "00" * 19 + "01",
-            round=1,
-            model_spec=spec.hash().hex(),
-            trainer=f"0x{index + 1:040x}",
-            num_samples=weight,
-        )
         path = directory / f"update-{index:05d}.safetensors"
-        path.write_bytes(encode(tensors, binding, spec))
+        path.write_bytes(encode(tensors, input_binding(spec, index, weight), spec))
         files.append(str(path))
         weights.append(weight)
     manifest = directory / "manifest.json"

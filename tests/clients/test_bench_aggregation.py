@@ -21,8 +21,7 @@ from fedledger.aggregation.streaming import (
     fedavg_files,
     trimmed_mean_files,
 )
-from fedledger.storage.codec import Binding, decode
-from fedledger.storage.schema import ModelSpec, TensorSpec
+from fedledger.storage.codec import decode
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "aggregation.py"
@@ -52,18 +51,11 @@ def test_inputs__seeded_canonical_update_files(tmp_path: Path) -> None:
     repeat = json.loads(bench.write_inputs(config, again).read_text())
     assert bench.digest_files(manifest["files"]) == bench.digest_files(repeat["files"])
     layout = bench.model_layout(3000)
-    spec = ModelSpec("bench-aggregation", tuple(TensorSpec(n, s) for n, s in sorted(layout.items())))
+    spec = bench.input_spec(layout)
     for index, (path, weight) in enumerate(zip(manifest["files"], manifest["weights"], strict=True)):
-        binding = Binding(
-            kind="update",
-            chain_id=713715,
-            task="0x" + "00" * 19 + "01",
-            round=1,
-            model_spec=spec.hash().hex(),
-            trainer=f"0x{index + 1:040x}",
-            num_samples=weight,
-        )
-        tensors = decode(Path(path).read_bytes(), spec, binding)  # the codec accepts them
+        tensors = decode(
+            Path(path).read_bytes(), spec, bench.input_binding(spec, index, weight)
+        )  # the codec accepts them
         expected, expected_weight = bench.make_update(config.seed, index, layout)
         assert weight == expected_weight and 1 <= weight <= 1000
         assert all(tensors[name].tobytes() == expected[name].tobytes() for name in layout)
