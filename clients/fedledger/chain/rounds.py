@@ -292,11 +292,21 @@ class Rounds:
         openings: Sequence[tuple[Opening, list[bytes]]],
     ) -> TxResult:
         """Reveals batched commitments, each `(opening, Merkle proof)` (`account` is the relayer)."""
-        entries = [
-            (_checksum(o.trainer), o.digest, o.cid, o.num_samples, o.salt, proof) for o, proof in openings
-        ]
+        entries = [self.reveal_entry(opening, proof) for opening, proof in openings]
         function = self.task.functions.revealBatch(round_, batch_index, entries)
         return self.ledger.sender.transact(account, function, label=f"reveal batch round {round_}")
+
+    @staticmethod
+    def reveal_entry(opening: Opening, proof: Sequence[bytes]) -> tuple[Any, ...]:
+        """`IFederatedTask.BatchReveal` for `opening` with its Merkle proof."""
+        return (
+            _checksum(opening.trainer),
+            opening.digest,
+            opening.cid,
+            opening.num_samples,
+            opening.salt,
+            list(proof),
+        )
 
     def batch_roots(self, round_: int) -> list[bytes]:
         return [bytes(root) for root in self.call(self.task.functions.batchRoots(round_))]

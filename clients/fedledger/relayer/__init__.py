@@ -1,0 +1,1 @@
+"""Relaying trainers' signed commitments and openings in batches (`commitBatch`, `revealBatch`)."""
