@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
@@ -133,18 +134,19 @@ class Aggregator:
         if self._prefetched_round != round_:
             self._prefetched_round, self._prefetched = round_, {}
         limit = max_file_size(self.spec)
-        for commit in self.rounds.revealed(round_):
-            if commit.cid in self._prefetched:
-                continue
+        missing = [c.cid for c in self.rounds.revealed(round_) if c.cid not in self._prefetched]
+
+        def prefetch(cid: str) -> None:
             try:
-                self._prefetched[commit.cid] = self.ipfs.cat(commit.cid, limit, timeout=PREFETCH_TIMEOUT)
+                self._prefetched[cid] = self.ipfs.cat(cid, limit, timeout=PREFETCH_TIMEOUT)
             except IpfsError as exc:
                 log.debug(
-                    "round %d: prefetch of %s failed (%s); fetched again when aggregating",
-                    round_,
-                    commit.cid,
-                    exc,
+                    "round %d: prefetch of %s failed (%s); fetched again when aggregating", round_, cid, exc
                 )
+
+        # As many at once as the aggregation phase fetches: reveals can arrive a batch at a time.
+        with ThreadPoolExecutor(max_workers=max(1, self.fetch_workers)) as pool:
+            list(pool.map(prefetch, missing))
 
     def _fetch(self, cid: str, max_bytes: int) -> bytes:
         """IPFS `cat`, served from what the reveal phase prefetched when possible."""
@@ -185,14 +187,12 @@ class Aggregator:
     def aggregate_and_attest(self, round_: int) -> None:
         started = time.monotonic()
         outcome = self.compute(round_)
+        computed = time.monotonic()
         if outcome.model_bytes is None or outcome.model_digest is None:
             raise RuntimeError(f"round {round_}: no model computed")  # compute passes previous_model
         cid = self.ipfs.add(outcome.model_bytes, name=f"model-r{round_}.safetensors").cid
         digest = outcome.model_digest
-        # Keep what anyone needs to recompute this round later (`fedledger verify`).
-        for verdict in outcome.verdicts:
-            if verdict.reason != RejectionReason.UNAVAILABLE:
-                self.ipfs.pin(verdict.commit.cid)
+        published = time.monotonic()
         rejections = [
             RejectionEntry(v.commit.trainer, v.reason, v.commit.digest, v.commit.num_samples)
             for v in outcome.rejected
@@ -205,18 +205,33 @@ class Aggregator:
             if exc.name in BENIGN_REVERTS:
                 log.info("round %d: attestation not needed (%s)", round_, exc.name)
                 self.stats.attested[round_] = digest.hex()
+                self._pin_updates(outcome)
                 return
             raise
         self.stats.attested[round_] = digest.hex()
         log.info(
-            "round %d: attested %s (%d accepted, %d rejected, %d gas, %.2f s)",
+            "round %d: attested %s (%d accepted, %d rejected, %d gas, %.2f s: compute %.2f, publish %.2f)",
             round_,
             digest.hex()[:16],
             len(outcome.accepted),
             len(rejections),
             tx.gas_used,
             time.monotonic() - started,
+            computed - started,
+            published - computed,
         )
+        self._pin_updates(outcome)
+
+    def _pin_updates(self, outcome: RoundOutcome) -> None:
+        """Keeps what anyone needs to recompute the round later (`fedledger verify`). After the
+        attestation, off the round's critical path: the bytes are in the local node already."""
+        cids = [v.commit.cid for v in outcome.verdicts if v.reason != RejectionReason.UNAVAILABLE]
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.fetch_workers)) as pool:
+                list(pool.map(self.ipfs.pin, cids))
+        except IpfsError as exc:
+            # The attestation stands; the trainers pin their own files too.
+            log.warning("could not pin the round's updates: %s", exc)
 
     def _attested_before_restart(self, round_: int) -> None:
         """The chain holds an attestation of `round_` this process did not send: a previous run

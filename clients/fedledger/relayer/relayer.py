@@ -16,7 +16,8 @@ an `eth_call`) and a bad one is dropped and reported, never allowed to sink the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -32,6 +33,9 @@ log = logging.getLogger("fedledger.relayer")
 T = TypeVar("T")
 
 DEFAULT_BATCH_SIZE = 100  # the size the batched-commit gas target is set for
+# Transactions in flight at once (consecutive nonces from one account): a batch is not held
+# back until the previous one is mined.
+DEFAULT_CONCURRENCY = 4
 # Reverts that one entry causes on its own; anything else (the phase, say) concerns the whole
 # batch, and is raised to the caller instead of dropping entries.
 COMMIT_ENTRY_ERRORS = frozenset(
@@ -84,18 +88,30 @@ class RelayReport:
     def gas_used(self) -> int:
         return sum(tx.gas_used for tx in self.transactions)
 
+    def in_chain_order(self) -> RelayReport:
+        self.transactions.sort(key=lambda tx: (tx.block_number, int(tx.receipt["transactionIndex"])))
+        return self
+
 
 class Relayer:
     """Batches signed commitments and their openings for one task, from one relayer account."""
 
     def __init__(
-        self, rounds: Rounds, account: LocalAccount, *, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        rounds: Rounds,
+        account: LocalAccount,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.rounds = rounds
         self.account = account
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self._batch_of: dict[tuple[int, str], Batch] = {}  # (round, trainer) -> its batch
 
     @property
@@ -128,9 +144,8 @@ class Relayer:
             else:
                 seen.add(trainer.lower())
                 signed.append((trainer, commitment))
-        for chunk in _chunks(signed, self.batch_size):
-            self._commit_chunk(round_, chunk, report)
-        return report
+        self._each(_chunks(signed, self.batch_size), lambda chunk: self._commit_chunk(round_, chunk, report))
+        return report.in_chain_order()
 
     def reveal(self, round_: int, openings: Sequence[Opening]) -> RelayReport:
         """Opens commitments this relayer batched in `round_`: one `revealBatch` per batch (and
@@ -150,12 +165,21 @@ class Relayer:
             proof = merkle_proof(list(batch.leaves), batch.leaves.index(leaf))
             by_batch.setdefault(batch.index, []).append((opening, proof))
             batches[batch.index] = batch
-        for index, entries in sorted(by_batch.items()):
-            for chunk in _chunks(entries, self.batch_size):
-                self._reveal_chunk(round_, index, chunk, report)
-        return report
+        work = [
+            (index, chunk)
+            for index, entries in sorted(by_batch.items())
+            for chunk in _chunks(entries, self.batch_size)
+        ]
+        self._each(work, lambda item: self._reveal_chunk(round_, item[0], item[1], report))
+        return report.in_chain_order()
 
     # ---------------------------------------------------------------- internals
+
+    def _each(self, items: Iterable[T], send: Callable[[T], None]) -> None:
+        """`send` for every item, up to `concurrency` at once; the first error is raised."""
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for future in [pool.submit(send, item) for item in items]:
+                future.result()
 
     def _signer(self, commitment: SignedCommitment, round_: int) -> str | None:
         try:
