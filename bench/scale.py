@@ -412,8 +412,29 @@ def run(config: ScaleConfig, run_dir: Path, log: Callable[[str], None]) -> dict[
                 "samples_per_trainer": sorted({s.opening.num_samples for s in sealed}),
                 "setup_seconds": round(setup_seconds, 1),
             },
+            "notes": notes(config),
             "aggregator_logs": [_tail(path) for path in services.logs],
         }
+
+
+def notes(config: ScaleConfig) -> list[str]:
+    return [
+        f"chain: Anvil with the Sei-like profile ({PROFILE.gas_limit:,} gas per block, a block every "
+        f"{PROFILE.block_time} s); {config.relayers} relayers, {config.batch_size} commitments per batch, "
+        "up to 4 transactions in flight per relayer",
+        f"train: the {config.trainers} simulated trainers run in {config.workers} processes on this "
+        "machine's cores, one after the other within a process (process start and data loading "
+        "included); in a federation they train in parallel on their own machines, so "
+        "scale_protocol_seconds leaves this phase out",
+        "publish: every trainer's file goes into the one local IPFS daemon (js-ipfs) that the "
+        "aggregators also read from, on the same cores; in a federation each trainer publishes "
+        "to its own node, in parallel",
+        f"aggregate: {config.aggregators} aggregator services (`fedledger aggregator run`), both needed "
+        "for the 2/3 stake quorum, fetch and verify every update against its revealed digest, "
+        "aggregate with FedAvg, pin the model and attest; they prefetch while reveals arrive",
+        "memory: each aggregator's VmHWM read from /proc just after the finalization; "
+        "scale_aggregator_rss_at_open_mib is its resident set before the round's first commit",
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -440,7 +461,7 @@ def figures(m: Measured) -> dict[str, Any]:
     return {
         f"scale_{m.trainers}_round_seconds": round(m.round_seconds, 1),
         "scale_protocol_seconds": round(m.round_seconds - m.phases.train, 1),
-        "scale_phase_seconds": {k: round(v, 2) for k, v in asdict(m.phases).items()},
+        **{f"scale_{phase}_seconds": round(seconds, 2) for phase, seconds in asdict(m.phases).items()},
         "scale_train_seconds_per_trainer_median": round(statistics.median(m.train_seconds), 4),
         "scale_commit_transactions": len(commit_txs),
         "scale_commit_gas_per_update": round(sum(tx.gas_used for tx in commit_txs) / m.trainers),

@@ -10,6 +10,7 @@ import pytest
 from eth_account import Account
 from fakes import FakeIpfs
 
+from fedledger.aggregator.prefetch import PrefetchCache
 from fedledger.aggregator.service import Aggregator
 from fedledger.aggregator.verification import Commit
 from fedledger.chain.params import Phase
@@ -81,7 +82,25 @@ def test_prefetch__missing_content_or_too_big__left_to_the_aggregation_phase() -
 
     aggregator.step()  # the missing file does not stop the prefetch of the others
 
-    assert aggregator._prefetched == {present.cid: b"x" * 50}
+    assert aggregator._prefetched.cids() == {present.cid}
     # A cached file over the caller's limit is fetched again, so the limit decides as usual.
     with pytest.raises(ContentTooLargeError, match="more than 10 bytes"):
         aggregator._fetch(present.cid, 10)
+
+
+def test_prefetch_cache__files_on_disk_taken_once_and_cleared_with_the_round() -> None:
+    cache = PrefetchCache()
+    cache.start(3)
+    cache.put("cid-a", b"alpha")
+    cache.put("cid-b", b"beta")
+    directory = cache._dir
+    assert directory is not None and sorted(p.read_bytes() for p in directory.iterdir()) == [
+        b"alpha",
+        b"beta",
+    ]
+    assert cache.take("cid-a") == b"alpha" and cache.take("cid-a") is None  # taken once, file gone
+    assert cache.cids() == {"cid-b"} and len(list(directory.iterdir())) == 1
+    cache.start(3)  # the same round keeps its files
+    assert "cid-b" in cache
+    cache.start(4)  # a new round starts empty, and the old files are deleted
+    assert cache.cids() == set() and not directory.exists() and cache.round == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,88 @@ def test_compute_round__clip_norm_without_starting_model__refused() -> None:
     context = RoundContext(**{**CONTEXT.__dict__, "clip_norm": 1.0})
     with pytest.raises(UnsupportedRuleError, match="started from"):
         compute_round([honest_commit(ipfs, 1, 0.1, 10)], ipfs.fetch, SPEC, context)
+
+
+# ---------------------------------------------------------------- updates spooled to disk
+
+SPOOL_SPEC = ModelSpec("spooled", (TensorSpec("a", (3, 5)), TensorSpec("b", (7,))))
+
+
+def varied_commit(
+    ipfs: FakeIpfs, i: int, samples: int, rng: np.random.Generator, scale: float = 1.0
+) -> Commit:
+    draft = Commit(trainer=trainer(i), digest=b"", cid="", num_samples=samples, position=i)
+    binding = update_binding(draft, chain_id=31337, task=CONTEXT.task, round_number=1, spec=SPOOL_SPEC)
+    tensors = {t.name: (rng.normal(0, scale, t.shape)).astype(np.float32) for t in SPOOL_SPEC.tensors}
+    data = encode(tensors, binding, SPOOL_SPEC)
+    return Commit(
+        trainer=draft.trainer,
+        digest=hashlib.sha256(data).digest(),
+        cid=ipfs.put(data),
+        num_samples=samples,
+        position=i,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "param", "clip_norm"),
+    [
+        (AggregationRule.FEDAVG, 0, 0.0),
+        (AggregationRule.FEDAVG, 0, 0.5),
+        (AggregationRule.MEDIAN, 0, 0.0),
+        (AggregationRule.TRIMMED_MEAN, 2_000, 0.0),
+        (AggregationRule.TRIMMED_MEAN, 1_000, 0.5),
+        (AggregationRule.MULTI_KRUM, 0, 0.0),  # not a file rule: stays in memory, same result
+    ],
+)
+def test_compute_round__spooled__same_bytes_and_verdicts_as_in_memory(
+    tmp_path: Path, rule: AggregationRule, param: int, clip_norm: float
+) -> None:
+    rng = np.random.default_rng(int(rule) * 7 + param)
+    ipfs = FakeIpfs()
+    commits = [varied_commit(ipfs, i, samples=5 + 13 * i, rng=rng) for i in range(1, 12)]
+    commits.append(varied_commit(ipfs, 40, 10, rng, scale=50.0))  # far out: Krum leaves it out
+    duplicate = commits[2]
+    copied = Commit(trainer=trainer(41), digest=b"", cid="", num_samples=10, position=99)
+    binding = update_binding(copied, chain_id=31337, task=CONTEXT.task, round_number=1, spec=SPOOL_SPEC)
+    tensors = decode(
+        ipfs.fetch(duplicate.cid, 1 << 20),
+        SPOOL_SPEC,
+        update_binding(duplicate, chain_id=31337, task=CONTEXT.task, round_number=1, spec=SPOOL_SPEC),
+    )
+    data = encode(tensors, binding, SPOOL_SPEC)
+    commits.append(
+        Commit(
+            trainer=copied.trainer,
+            digest=hashlib.sha256(data).digest(),
+            cid=ipfs.put(data),
+            num_samples=10,
+            position=99,
+        )
+    )
+    commits.append(
+        Commit(trainer=trainer(42), digest=b"\3" * 32, cid="cid-missing", num_samples=10, position=100)
+    )
+    previous = {t.name: np.zeros(t.shape, np.float32) + 0.01 for t in SPOOL_SPEC.tensors}
+    context = RoundContext(**{**CONTEXT.__dict__, "rule": rule, "rule_param": param, "clip_norm": clip_norm})
+
+    in_memory = compute_round(commits, ipfs.fetch, SPOOL_SPEC, context, previous_model=lambda: previous)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    spooled = compute_round(
+        commits, ipfs.fetch, SPOOL_SPEC, context, previous_model=lambda: previous, spool=spool
+    )
+
+    assert spooled.model_bytes == in_memory.model_bytes is not None
+    assert [(v.commit.trainer, v.reason) for v in spooled.verdicts] == [
+        (v.commit.trainer, v.reason) for v in in_memory.verdicts
+    ]
+    reasons = {v.commit.trainer: v.reason for v in spooled.verdicts}
+    assert reasons[trainer(41)] == RejectionReason.DUPLICATE
+    assert reasons[trainer(42)] == RejectionReason.UNAVAILABLE
+    written = sorted(spool.iterdir())
+    if rule == AggregationRule.MULTI_KRUM:
+        assert written == [] and RejectionReason.OUTLIER in reasons.values()
+    else:
+        assert len(written) == 13  # every update that passed verification, the copy included
+        assert all(v.tensors is None for v in spooled.verdicts)  # nothing held in memory

@@ -19,11 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fedledger.aggregation.base import WeightedUpdate
 from fedledger.aggregation.fedavg import fedavg
 from fedledger.aggregation.krum import multi_krum
 from fedledger.aggregation.median import coordinate_median
+from fedledger.aggregation.streaming import (
+    UpdateFile,
+    coordinate_median_files,
+    fedavg_files,
+    trimmed_mean_files,
+)
 from fedledger.aggregation.trimmed_mean import trimmed_mean
 from fedledger.arrays import Array
 from fedledger.chain.params import AggregationRule
@@ -125,3 +132,38 @@ def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdat
         model, selected = multi_krum(updates, f, m)
         return Aggregation(model, tuple(i for i in range(len(updates)) if i not in set(selected)))
     raise UnsupportedRuleError(f"aggregation rule {int(rule)} is not implemented by this aggregator")
+
+
+# Rules that can run over update files on disk (`aggregate_files`): the coordinate-wise ones.
+# Multi-Krum compares every pair of updates, so it keeps them all in memory.
+FILE_RULES = frozenset({AggregationRule.FEDAVG, AggregationRule.MEDIAN, AggregationRule.TRIMMED_MEAN})
+
+
+def aggregate_files(
+    rule: AggregationRule, param: int, paths: Sequence[Path], weights: Sequence[int]
+) -> Aggregation:
+    """`aggregate` over update files (safetensors, float32, in trainer-address order), in memory
+    that grows with the model, not with the number of updates; bit-identical to `aggregate` on
+    the same tensors (`aggregation.streaming`).
+
+    Raises
+    ------
+    UnsupportedRuleError
+        If `rule` is not in `FILE_RULES`, or its parameter cannot be applied.
+    """
+    if len(paths) != len(weights):
+        raise ValueError(f"{len(paths)} update files but {len(weights)} weights")
+    if rule == AggregationRule.FEDAVG:
+        # Opened a group at a time by `fedavg_files`, and closed when the group is done.
+        return Aggregation(fedavg_files((UpdateFile(p), w) for p, w in zip(paths, weights, strict=True)))
+    if rule not in FILE_RULES:
+        raise UnsupportedRuleError(f"{describe_rule(rule, param)} does not run over update files")
+    beta = trim_basis_points(param) / BASIS_POINTS if rule == AggregationRule.TRIMMED_MEAN else None
+    files = [UpdateFile(p) for p in paths]
+    try:
+        if beta is None:
+            return Aggregation(coordinate_median_files(files))
+        return Aggregation(trimmed_mean_files(files, beta))
+    finally:
+        for update in files:
+            update.close()

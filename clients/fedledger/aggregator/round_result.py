@@ -13,11 +13,19 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
 
 from fedledger.aggregation.clipping import clip_update
-from fedledger.aggregation.rules import UnsupportedRuleError, aggregate, describe_rule
+from fedledger.aggregation.rules import (
+    FILE_RULES,
+    UnsupportedRuleError,
+    aggregate,
+    aggregate_files,
+    describe_rule,
+)
 from fedledger.aggregator.verification import Commit, Fetch, Verdict, update_binding, verify
 from fedledger.arrays import Array
 from fedledger.chain.params import AggregationRule, RejectionReason
@@ -73,6 +81,7 @@ def compute_round(
     context: RoundContext,
     workers: int = 8,
     previous_model: Callable[[], dict[str, Array]] | None = None,
+    spool: Path | None = None,
 ) -> RoundOutcome:
     """Verifies every commit (concurrently), sets copies aside and aggregates the rest.
 
@@ -85,29 +94,53 @@ def compute_round(
     (from `previous_model`), so every finalized version has its own file, identical on every
     honest aggregator. Without `previous_model`, `model_bytes` is None in that case, and
     resubmissions of the starting model are not detected.
+
+    With `spool` (a directory), each accepted update is written there as it is verified and
+    dropped from memory, and the coordinate-wise rules run over the files (`aggregate_files`):
+    memory grows with the model, not with the number of updates. The result is the same bytes.
     """
     ordered = sorted(commits, key=lambda c: int(c.trainer, 16))
+    starting = previous_model() if previous_model is not None else None
+    to_disk = spool is not None and context.rule in FILE_RULES
 
-    def check(commit: Commit) -> Verdict:
+    def check(position: int, commit: Commit) -> Checked:
         binding = update_binding(
             commit, chain_id=context.chain_id, task=context.task, round_number=context.round_number, spec=spec
         )
-        return verify(commit, fetch, spec, binding)
+        verdict = verify(commit, fetch, spec, binding)
+        if verdict.tensors is None:
+            return Checked(verdict)
+        print_ = fingerprint(verdict.tensors)
+        if spool is None or not to_disk:
+            return Checked(verdict, print_)
+        path = spool / f"update-{position:06d}.safetensors"
+        safetensors.numpy.save_file(_clipped(verdict.tensors, starting, context.clip_norm), path)
+        return Checked(replace(verdict, tensors=None), print_, path)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        verdicts = list(pool.map(check, ordered))
-    starting = previous_model() if previous_model is not None else None
-    verdicts = _reject_duplicates(verdicts, starting)
-    accepted = [(v, v.tensors) for v in verdicts if v.tensors is not None]
+        checked = list(pool.map(check, range(len(ordered)), ordered))
+    verdicts = _reject_duplicates(
+        [c.verdict for c in checked],
+        {c.verdict.commit.trainer: c.print for c in checked if c.print is not None},
+        fingerprint(starting) if starting is not None else None,
+    )
+    accepted = [v for v in verdicts if v.accepted]
     if accepted:
-        weighted = [
-            (_clipped(tensors, starting, context.clip_norm), min(v.commit.num_samples, context.sample_cap))
-            for v, tensors in accepted
-        ]
-        result = aggregate(context.rule, context.rule_param, weighted)
+        weights = [min(v.commit.num_samples, context.sample_cap) for v in accepted]
+        if to_disk:
+            paths = {c.verdict.commit.trainer: c.path for c in checked if c.path is not None}
+            result = aggregate_files(
+                context.rule, context.rule_param, [paths[v.commit.trainer] for v in accepted], weights
+            )
+        else:
+            weighted = [
+                (_clipped(_tensors_of(v), starting, context.clip_norm), w)
+                for v, w in zip(accepted, weights, strict=True)
+            ]
+            result = aggregate(context.rule, context.rule_param, weighted)
         verdicts = _reject(
             verdicts,
-            {accepted[i][0].commit.trainer for i in result.excluded},
+            {accepted[i].commit.trainer for i in result.excluded},
             RejectionReason.OUTLIER,
             f"left out by {describe_rule(context.rule, context.rule_param)}",
         )
@@ -117,6 +150,21 @@ def compute_round(
     else:
         return RoundOutcome(verdicts=verdicts, model_bytes=None)
     return RoundOutcome(verdicts=verdicts, model_bytes=encode(model, model_binding(context, spec), spec))
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A verdict with the accepted update's fingerprint and, when spooled, its file."""
+
+    verdict: Verdict
+    print: bytes | None = None
+    path: Path | None = None
+
+
+def _tensors_of(verdict: Verdict) -> dict[str, Array]:
+    if verdict.tensors is None:
+        raise RuntimeError(f"accepted update of {verdict.commit.trainer} has no tensors")
+    return verdict.tensors
 
 
 def _clipped(
@@ -138,13 +186,15 @@ def fingerprint(tensors: Mapping[str, Array]) -> bytes:
     return digest.digest()
 
 
-def _reject_duplicates(verdicts: list[Verdict], starting: Mapping[str, Array] | None) -> list[Verdict]:
-    starting_print = fingerprint(starting) if starting is not None else None
+def _reject_duplicates(
+    verdicts: list[Verdict], prints: Mapping[str, bytes], starting_print: bytes | None
+) -> list[Verdict]:
+    """Marks accepted updates equal to the starting model, or to an earlier commit's update
+    (chain order), as duplicates; `prints` maps each accepted trainer to its fingerprint."""
     originals: dict[bytes, str] = {}
     copies: dict[str, str] = {}
-    accepted = [(v, v.tensors) for v in verdicts if v.tensors is not None]
-    for verdict, tensors in sorted(accepted, key=lambda pair: pair[0].commit.position):
-        print_ = fingerprint(tensors)
+    for verdict in sorted((v for v in verdicts if v.accepted), key=lambda v: v.commit.position):
+        print_ = prints[verdict.commit.trainer]
         if print_ == starting_print:
             copies[verdict.commit.trainer] = "resubmits the round's starting global model"
         elif print_ in originals:

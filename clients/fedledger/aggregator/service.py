@@ -11,14 +11,17 @@ attested, so it never attests twice.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation.rules import UnsupportedRuleError
+from fedledger.aggregator.prefetch import PrefetchCache
 from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
@@ -67,8 +70,7 @@ class Aggregator:
         self.fetch_workers = fetch_workers
         self.stats = AggregatorStats()
         self._following: tuple[int, Phase] | None = None  # the round and phase last seen
-        self._prefetched_round: int | None = None
-        self._prefetched: dict[str, bytes] = {}  # CID -> bytes fetched during the reveal phase
+        self._prefetched = PrefetchCache()  # files fetched during the reveal phase
 
     @property
     def address(self) -> str:
@@ -131,14 +133,13 @@ class Aggregator:
         aggregation phase starts with the bytes at hand. Bytes are only a cache: they are
         verified against the revealed digest when the round is computed, and anything not
         fetched here (an error, a late reveal) is fetched then, the usual way."""
-        if self._prefetched_round != round_:
-            self._prefetched_round, self._prefetched = round_, {}
+        self._prefetched.start(round_)
         limit = max_file_size(self.spec)
         missing = [c.cid for c in self.rounds.revealed(round_) if c.cid not in self._prefetched]
 
         def prefetch(cid: str) -> None:
             try:
-                self._prefetched[cid] = self.ipfs.cat(cid, limit, timeout=PREFETCH_TIMEOUT)
+                self._prefetched.put(cid, self.ipfs.cat(cid, limit, timeout=PREFETCH_TIMEOUT))
             except IpfsError as exc:
                 log.debug(
                     "round %d: prefetch of %s failed (%s); fetched again when aggregating", round_, cid, exc
@@ -150,7 +151,7 @@ class Aggregator:
 
     def _fetch(self, cid: str, max_bytes: int) -> bytes:
         """IPFS `cat`, served from what the reveal phase prefetched when possible."""
-        data = self._prefetched.pop(cid, None)
+        data = self._prefetched.take(cid)
         if data is not None and len(data) <= max_bytes:
             return data
         return self.ipfs.cat(cid, max_bytes)
@@ -173,16 +174,21 @@ class Aggregator:
         binding = global_model_binding(
             chain_id=self.ledger.chain_id, task=context.task, version=current.version, spec=self.spec
         )
-        if self._prefetched_round != round_:
-            self._prefetched = {}
-        return compute_round(
-            self.rounds.revealed(round_),
-            self._fetch,
-            self.spec,
-            context,
-            self.fetch_workers,
-            previous_model=lambda: fetch_model(self.ipfs, current.cid, current.digest, self.spec, binding),
-        )
+        if self._prefetched.round != round_:
+            self._prefetched.clear()
+        # Verified updates go to disk as they are checked: memory stays with the model's size.
+        with tempfile.TemporaryDirectory(prefix="fedledger-round-") as spool:
+            return compute_round(
+                self.rounds.revealed(round_),
+                self._fetch,
+                self.spec,
+                context,
+                self.fetch_workers,
+                previous_model=lambda: fetch_model(
+                    self.ipfs, current.cid, current.digest, self.spec, binding
+                ),
+                spool=Path(spool),
+            )
 
     def aggregate_and_attest(self, round_: int) -> None:
         started = time.monotonic()

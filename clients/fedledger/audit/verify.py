@@ -12,8 +12,10 @@ stand-in inside a `ChainView`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
@@ -250,7 +252,11 @@ def _recompute(
         clip_norm=config.clip_norm / CLIP_NORM_UNIT,
     )
     try:
-        return compute_round(reads.revealed(round_), ipfs.cat, spec, context, workers, previous_model)
+        # Updates spooled to disk as they are verified, as the aggregators do: bounded memory.
+        with tempfile.TemporaryDirectory(prefix="fedledger-verify-") as spool:
+            return compute_round(
+                reads.revealed(round_), ipfs.cat, spec, context, workers, previous_model, spool=Path(spool)
+            )
     except UnsupportedRuleError as exc:
         raise AuditError(f"round {round_} cannot be recomputed by this client: {exc}") from exc
 
