@@ -53,6 +53,7 @@ import click
 from chainload.federation import setup_federation
 from scale_trainers import RoundInputs, SealedUpdate, train_and_seal
 
+from fedledger.arrays import Array
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.params import Phase
 from fedledger.chain.rounds import Opening, Rounds
@@ -199,6 +200,15 @@ def _status_kib(pid: int, field_name: str) -> int:
     raise ScaleError(f"no {field_name} for process {pid}")
 
 
+def global_weights(rounds: Rounds, ipfs: IpfsClient) -> dict[str, Array]:
+    """The task's current global model, checked against its on-chain digest and binding."""
+    model, spec = rounds.global_model(), model_spec()
+    binding = global_model_binding(
+        chain_id=rounds.ledger.chain_id, task=str(rounds.task.address), version=model.version, spec=spec
+    )
+    return fetch_model(ipfs, model.cid, model.digest, spec, binding)
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = ROUND_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -315,15 +325,7 @@ def run(config: ScaleConfig, run_dir: Path, log: Callable[[str], None]) -> dict[
         opened = ledger.round_state(0)
         updates_dir = run_dir / "updates"
         updates_dir.mkdir(exist_ok=True)
-        current = rounds.global_model()
-        spec = model_spec()
-        weights = fetch_model(
-            ipfs,
-            current.cid,
-            current.digest,
-            spec,
-            global_model_binding(chain_id=ledger.chain_id, task=task, version=current.version, spec=spec),
-        )
+        weights = global_weights(rounds, ipfs)
         relayer_list = [
             Relayer(Rounds(FedLedger(connect(devnet.url), ledger.deployment)), account, batch_size=batch_size)
             for account in federation.relayers
@@ -369,14 +371,7 @@ def run(config: ScaleConfig, run_dir: Path, log: Callable[[str], None]) -> dict[
             round_seconds = time.perf_counter() - started
             peaks = services.peak_kib()
         result = rounds.result(0)
-        new_model = rounds.global_model()
-        new_weights = fetch_model(
-            ipfs,
-            new_model.cid,
-            new_model.digest,
-            spec,
-            global_model_binding(chain_id=ledger.chain_id, task=task, version=new_model.version, spec=spec),
-        )
+        new_weights = global_weights(rounds, ipfs)
         evaluation = held_out(0)
         measured = Measured(
             trainers=trainers,

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -31,6 +31,7 @@ from fedledger.chain.transactions import TxResult
 log = logging.getLogger("fedledger.relayer")
 
 T = TypeVar("T")
+E = TypeVar("E")  # one entry of a batch
 
 DEFAULT_BATCH_SIZE = 100  # the size the batched-commit gas target is set for
 # Transactions in flight at once (consecutive nonces from one account): a batch is not held
@@ -190,21 +191,20 @@ class Relayer:
     def _commit_chunk(
         self, round_: int, chunk: list[tuple[str, SignedCommitment]], report: RelayReport
     ) -> None:
-        try:
-            tx = self.rounds.commit_batch(self.account, round_, [c for _, c in chunk])
-        except ContractRevertError as exc:
-            kept = [entry for entry in chunk if self._commit_refusal(round_, entry, report) is None]
-            if len(kept) == len(chunk):
-                raise  # every entry passes alone (e.g. a race with another relayer): let the caller retry
-            log.warning(
-                "round %d: batch refused (%s); resending without %d entries",
-                round_,
-                exc.name,
-                len(chunk) - len(kept),
-            )
-            if kept:
-                self._commit_chunk(round_, kept, report)
+        def refused(entry: tuple[str, SignedCommitment]) -> bool:
+            function = self.rounds.task.functions.commitBatch(round_, [entry[1].as_tuple()])
+            return self._refused(function, entry[0], COMMIT_ENTRY_ERRORS, report)
+
+        sent = self._send_without_refused(
+            round_,
+            "batch",
+            chunk,
+            lambda c: self.rounds.commit_batch(self.account, round_, [s for _, s in c]),
+            refused,
+        )
+        if sent is None:
             return
+        chunk, tx = sent
         index = self._batch_index(tx)
         batch = Batch(
             round=round_,
@@ -218,57 +218,69 @@ class Relayer:
         report.transactions.append(tx)
         log.info("round %d: batch %d of %d commitments (%d gas)", round_, index, len(chunk), tx.gas_used)
 
-    def _commit_refusal(
-        self, round_: int, entry: tuple[str, SignedCommitment], report: RelayReport
-    ) -> str | None:
-        """Why the contract refuses `entry` on its own (recorded as dropped), or None."""
-        trainer, commitment = entry
-        function = self.rounds.task.functions.commitBatch(round_, [commitment.as_tuple()])
-        try:
-            self.rounds.call(function, sender=self.account.address, label="check a commitment")
-        except ContractRevertError as exc:
-            if exc.name not in COMMIT_ENTRY_ERRORS:
-                raise
-            report.dropped.append(Dropped(trainer, str(exc)))
-            return str(exc)
-        return None
-
     def _reveal_chunk(
         self, round_: int, index: int, chunk: list[tuple[Opening, list[bytes]]], report: RelayReport
     ) -> None:
-        try:
-            tx = self.rounds.reveal_batch(self.account, round_, index, chunk)
-        except ContractRevertError as exc:
-            kept = [entry for entry in chunk if self._reveal_refusal(round_, index, entry, report) is None]
-            if len(kept) == len(chunk):
-                raise
-            log.warning(
-                "round %d: reveal refused (%s); resending without %d entries",
-                round_,
-                exc.name,
-                len(chunk) - len(kept),
-            )
-            if kept:
-                self._reveal_chunk(round_, index, kept, report)
-            return
-        report.transactions.append(tx)
-        log.info("round %d: revealed %d of batch %d (%d gas)", round_, len(chunk), index, tx.gas_used)
+        def refused(entry: tuple[Opening, list[bytes]]) -> bool:
+            reveal = self.rounds.reveal_entry(*entry)
+            function = self.rounds.task.functions.revealBatch(round_, index, [reveal])
+            return self._refused(function, entry[0].trainer, REVEAL_ENTRY_ERRORS, report)
 
-    def _reveal_refusal(
-        self, round_: int, index: int, entry: tuple[Opening, list[bytes]], report: RelayReport
-    ) -> str | None:
-        opening, proof = entry
-        function = self.rounds.task.functions.revealBatch(
-            round_, index, [self.rounds.reveal_entry(opening, proof)]
+        sent = self._send_without_refused(
+            round_,
+            "reveal",
+            chunk,
+            lambda c: self.rounds.reveal_batch(self.account, round_, index, c),
+            refused,
         )
+        if sent is not None:
+            report.transactions.append(sent[1])
+            log.info(
+                "round %d: revealed %d of batch %d (%d gas)", round_, len(sent[0]), index, sent[1].gas_used
+            )
+
+    @staticmethod
+    def _send_without_refused(
+        round_: int,
+        what: str,
+        chunk: list[E],
+        send: Callable[[list[E]], TxResult],
+        refused: Callable[[E], bool],
+    ) -> tuple[list[E], TxResult] | None:
+        """Sends `chunk`; if the contract refuses it, sends it again without the entries it
+        refuses on their own. Returns what was sent and the transaction, or None if no entry
+        was left. Raised if every entry passes alone: the refusal was not theirs."""
+        while True:
+            try:
+                return chunk, send(chunk)
+            except ContractRevertError as exc:
+                kept = [entry for entry in chunk if not refused(entry)]
+                if len(kept) == len(chunk):
+                    raise  # e.g. the phase, or a race with another relayer: the caller decides
+                log.warning(
+                    "round %d: %s refused (%s); resending without %d entries",
+                    round_,
+                    what,
+                    exc.name,
+                    len(chunk) - len(kept),
+                )
+                if not kept:
+                    return None
+                chunk = kept
+
+    def _refused(
+        self, function: Any, trainer: str, entry_errors: frozenset[str], report: RelayReport
+    ) -> bool:
+        """Whether the contract refuses one entry on its own (`function` sends just it); if so,
+        it is recorded as dropped with the contract's reason."""
         try:
-            self.rounds.call(function, sender=self.account.address, label="check an opening")
+            self.rounds.call(function, sender=self.account.address, label="check an entry")
         except ContractRevertError as exc:
-            if exc.name not in REVEAL_ENTRY_ERRORS:
+            if exc.name not in entry_errors:
                 raise
-            report.dropped.append(Dropped(opening.trainer, str(exc)))
-            return str(exc)
-        return None
+            report.dropped.append(Dropped(trainer, str(exc)))
+            return True
+        return False
 
     def _batch_index(self, tx: TxResult) -> int:
         """The batch's index, from its `BatchCommitted` event (other relayers may have batches
