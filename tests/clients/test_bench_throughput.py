@@ -1,4 +1,5 @@
-"""bench/throughput.py: the harness's bookkeeping, and a real quick run on Anvil end to end."""
+"""bench/throughput.py and its bench/chainload package: the harness's bookkeeping, the
+federation setup on a real Anvil, and a real quick run end to end."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ import pytest
 from bench_modules import load_bench
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "bench" / "throughput.py"
+BENCH = REPO / "bench"
+SCRIPT = BENCH / "throughput.py"
 
+if str(BENCH) not in sys.path:  # the benchmarks import chainload with bench/ on sys.path
+    sys.path.insert(0, str(BENCH))
 
-bench = load_bench("throughput")
+from chainload import federation, harness  # noqa: E402
+from chainload import scenario as scenarios  # noqa: E402
+
+from fedledger.chain.params import Role, TaskParameter  # noqa: E402
+from fedledger.devnet import Profile, running_devnet  # noqa: E402
+
+throughput = load_bench("throughput")
 
 
 def test_workload_order_alternates() -> None:
     names = ("transfers", "commits")
-    assert bench.workload_order(names, 0) == ["transfers", "commits"]
-    assert bench.workload_order(names, 1) == ["commits", "transfers"]
-    assert bench.workload_order(names, 2) == ["transfers", "commits"]
+    assert scenarios.workload_order(names, 0) == ["transfers", "commits"]
+    assert scenarios.workload_order(names, 1) == ["commits", "transfers"]
+    assert scenarios.workload_order(names, 2) == ["transfers", "commits"]
 
 
 def test_nonce_book__reads_once_then_counts_locally() -> None:
@@ -33,7 +43,7 @@ def test_nonce_book__reads_once_then_counts_locally() -> None:
             calls.append(requests)
             return ["0x5" for _ in requests]
 
-    book = bench.NonceBook(FakeRpc())
+    book = harness.NonceBook(FakeRpc())
     book.load(["0xa", "0xb", "0xa"])
     assert [book.take("0xa"), book.take("0xa"), book.take("0xb")] == [5, 6, 5]
     book.load(["0xa"])  # known: no request
@@ -50,14 +60,16 @@ def _measurement(blocks: list[tuple[int, float, int]], items_per_tx: int = 1) ->
         hashes = []
         for _ in range(count):
             tx_hash = f"0x{index:064x}"
-            txs.append(bench.SignedTx(hash=tx_hash, raw="0x", sender="0xa", nonce=index, items=items_per_tx))
-            calls.append(bench.Call(sender=None, to="0xb", items=items_per_tx))
+            txs.append(
+                harness.SignedTx(hash=tx_hash, raw="0x", sender="0xa", nonce=index, items=items_per_tx)
+            )
+            calls.append(harness.Call(sender=None, to="0xb", items=items_per_tx))
             hashes.append(tx_hash)
             index += 1
-        seen.append(bench.BlockSeen(number, observed, tuple(hashes), 21_000 * count, 30_000_000))
-    workload = bench.Workload("transfers", calls)
-    sent = bench.Sent(first_send=0.0, last_ack=0.05)
-    return bench.measure(workload, txs, sent, seen, 21_000 * len(txs), (None, 0.1))
+        seen.append(harness.BlockSeen(number, observed, tuple(hashes), 21_000 * count, 30_000_000))
+    workload = harness.Workload("transfers", calls)
+    sent = harness.Sent(first_send=0.0, last_ack=0.05)
+    return harness.measure(workload, txs, sent, seen, 21_000 * len(txs), (None, 0.1))
 
 
 def test_measure__wall_clock_and_steady_state() -> None:
@@ -84,6 +96,42 @@ def test_measure__items_per_transaction() -> None:
 def test_measure__too_few_blocks_for_a_steady_state() -> None:
     m = _measurement([(1, 0.1, 10), (2, 0.2, 10)])
     assert m.steady_tx_per_second is None and m.tx_per_second == pytest.approx(100)
+
+
+def test_deploy__options_after_the_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_deploy(**kwargs: Any) -> tuple[str, None]:
+        seen.update(kwargs)
+        return "deployment", None
+
+    monkeypatch.setattr(federation.ape_cli, "deploy", fake_deploy)
+    assert federation.deploy("http://node", tmp_path, ["--commit-window", "60"]) == "deployment"
+    options = seen["options"]
+    assert options[:2] == ["--initial-model-digest", federation.default_deploy_options()[1]]
+    assert options[-2:] == ["--commit-window", "60"]  # click keeps the last value of an option
+    assert options.index("--commit-window") < len(options) - 2
+
+
+def test_setup_federation__deploy_options_and_aggregators(tmp_path: Path) -> None:
+    profile = Profile("bench-test", federation.CHAIN_ID, block_time=0.1, ape_network=federation.APE_NETWORK)
+    with running_devnet(profile, run_dir=tmp_path) as devnet:
+        fed = federation.setup_federation(
+            devnet.url,
+            tmp_path,
+            3,
+            deploy_options=["--commit-window", "600"],
+            aggregator_count=2,
+            relayer_count=2,
+        )
+        ledger = fed.ledger
+        assert ledger.task_parameter(TaskParameter.COMMIT_WINDOW) == 600
+        assert ledger.active_count(Role.AGGREGATOR) == 2 and len(fed.aggregators) == 2
+        assert ledger.active_count(Role.TRAINER) == 3 and len(fed.trainers) == 3
+        assert ledger.round_state(0).expected_commits == 3
+        assert all(ledger.w3.eth.get_balance(r.address) == federation.ETH_BALANCE for r in fed.relayers)
+        assert fed.commit_gas > 50_000
+        assert {a.address for a in fed.aggregators}.isdisjoint(t.address for t in fed.trainers)
 
 
 @pytest.fixture(scope="module")
