@@ -59,8 +59,8 @@ class ThroughputError(RuntimeError):
 
 @dataclass(frozen=True)
 class Call:
-    """One transaction to sign and send. `items`: protocol items it carries (one commit; a
-    batched commit would carry several; a transfer counts one)."""
+    """One transaction to sign and send. `items`: protocol items it carries (a commit one, a
+    batched commit its commitments; a transfer counts one)."""
 
     sender: LocalAccount
     to: str
@@ -74,7 +74,8 @@ class Call:
 class Workload:
     name: str
     calls: list[Call]
-    commits: int = 0  # commitments it submits to round 0 (checked on chain afterwards)
+    commits: int = 0  # commitments it submits to `round` (checked on chain afterwards)
+    round: int = 0
 
     @property
     def items(self) -> int:
