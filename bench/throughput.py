@@ -113,6 +113,17 @@ def notes(quick: bool) -> list[str]:
         "default limit is measured as well (default_gas_limit_*) when not --quick.",
         "Sei-like chain: Anvil --block-time 0.4 --gas-limit 10,000,000 (fedledger.devnet "
         "PROFILES['sei-like']); gas-bound limit = 10,000,000 / measured gas per commit / 0.4 s.",
+        "Before each workload the next block's base fee is set back to Anvil's initial 1 gwei "
+        "(anvil_setNextBlockBaseFeePerGas: every workload starts from the same fee, ~97 full "
+        "blocks below the fee cap), and the harness waits until two blocks came at least 3/4 of "
+        "the block time apart: Anvil mines the interval ticks it missed while busy (e.g. with gas "
+        "estimates of big batches, on a loaded machine) back to back and, in a first full run, "
+        "empty: 6 to 49 such blocks before the first batch was included.",
+        "Block clock (*_gas_limit_share_block_clock): the steady-state items per block of the "
+        "chain (the interior blocks' items over the block numbers they span) / the block time, "
+        "over the gas bound: how full the blocks were, blind to when the watcher saw them. On a "
+        "loaded machine Anvil mines late and then catches up in bursts, which the wall-clock "
+        "steady rate counts as faster blocks (a share above 1); the block clock does not.",
         "Transaction gas limits: transfers 21,000; commits the eth_estimateGas of a commit with "
         "the costliest seal (no zero byte), with no margin: Anvil packs blocks by gas limit, not "
         "gas used. Every receipt was checked for status 1.",
@@ -141,7 +152,9 @@ def notes(quick: bool) -> list[str]:
         f"{COMMITMENTS_PER_BATCH} signed commitments) transactions in turn, each relayer with "
         "pipelined nonces. items = commitments, so updates/s and gas per update count "
         "commitments; the gas-bound limit is 10,000,000 / gas used per commitment / 0.4 s, as for "
-        "single commits. Each batch's gas limit is its own eth_estimateGas. Anvil packs blocks by "
+        "single commits. A batch's gas limit is the eth_estimateGas of a full batch (made before any "
+        "batch of the round, so it includes the first batch's creation of the round's root array, "
+        "~17k gas more than later batches) plus 12 gas per zero calldata byte. Anvil packs blocks by "
         "gas limit: floor(10M / batch limit) batches fit in a block, so a share of the gas bound "
         "above sei_profile_gas_limit_share_batched_packing_cap cannot be reached. The batched "
         "workload runs in the same round and on the same chain as transfers and commits (its own "

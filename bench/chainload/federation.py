@@ -28,6 +28,7 @@ from chainload.harness import (
     Rpc,
     ThroughputError,
     Workload,
+    reset_base_fee,
     run_workload,
 )
 from fedledger.chain import ape_cli
@@ -198,7 +199,10 @@ def _register_many(
 
 
 def run_setup(url: str, nonces: NonceBook, workload: Workload, threads: int = SENDER_THREADS) -> None:
+    """Sends a setup workload through the harness, from the initial base fee (see
+    `reset_base_fee`)."""
     timeout = max(INCLUDE_TIMEOUT, len(workload.calls) / 20)
+    reset_base_fee(url)
     run_workload(url, workload, nonces, chain_id=CHAIN_ID, threads=threads, timeout=timeout)
 
 

@@ -17,7 +17,9 @@ from chainload.harness import (
     Workload,
     decompose_workload,
     process_cpu_seconds,
+    reset_base_fee,
     run_workload,
+    wait_for_cadence,
 )
 from chainload.workloads import WORKLOADS
 from fedledger.chain.rpc import client_version
@@ -134,10 +136,17 @@ def run_chain(
                 f"{measurement.blocks} blocks"
             )
 
+        def prepare() -> None:
+            """Every workload starts from the same base fee and Anvil's own block cadence."""
+            reset_base_fee(devnet.url)
+            if scenario.profile.block_time and not decompose:  # a decomposition stops mining
+                wait_for_cadence(devnet.url, scenario.profile.block_time)
+
         commits_sent = 0
         for name in workload_order(scenario.workloads, repetition):
             workload = build_workload(name, federation, per)
             commits_sent += workload.commits
+            prepare()
             if decompose:
                 parts = decompose_workload(
                     devnet.url, workload, federation.nonces, chain_id=CHAIN_ID, node_pid=devnet.pid
@@ -160,6 +169,7 @@ def run_chain(
                 workload = build_workload(name, federation, per)
                 workload = replace(workload, name=LATER_PREFIX + workload.name)
                 later_sent += workload.commits
+                prepare()
                 measure(workload.name, workload)
             later_commits = federation.ledger.round_state(later_round).commits
     if round_commits != commits_sent:

@@ -92,7 +92,7 @@ def test_batched_workload__relayers_send_what_the_trainers_signed(fed: federatio
         t.address for t in trainers
     ]
     assert len({c.seal for c in signed}) == 4
-    assert workload.calls[0].gas > workload.calls[1].gas > 21_000  # each batch's own estimate
+    assert workload.calls[0].gas > workload.calls[1].gas > 21_000  # an estimate per batch size
 
     measurement = harness.run_workload(fed.url, workload, fed.nonces, chain_id=fed.chain_id)
     assert measurement.items == 4 and measurement.txs == 2
@@ -120,6 +120,13 @@ def test_advance_round__later_commits_cost_less(fed: federation.Federation) -> N
     measured = harness.run_workload(fed.url, later, fed.nonces, chain_id=fed.chain_id)
     assert fed.ledger.round_state(1).commits == 4
     assert measured.gas_per_item < first.gas_per_item - 10_000
+
+
+def test_reset_base_fee_and_wait_for_cadence(fed: federation.Federation) -> None:
+    harness.reset_base_fee(fed.url, 7 * 10**9)
+    harness.wait_for_cadence(fed.url, 0.1)  # a block later, at the chain's pace
+    fees = fed.ledger.w3.eth.fee_history(3, "latest")["baseFeePerGas"]
+    assert 7 * 10**9 in fees[:3]
 
 
 # ---------------------------------------------------------------- figures
@@ -186,6 +193,12 @@ def test_figures__batched_and_later_rounds() -> None:
     )
     # The unbatched share is computed the same way.
     assert figures["sei_profile_gas_limit_share"] == pytest.approx(173 * 57_756 / 10_000_000, abs=1e-3)
+    # Blocks seen every 0.4 s: the block clock agrees with the watcher's.
+    for key in ("", "_batched", "_later_rounds"):
+        assert (
+            figures[f"sei_profile_gas_limit_share{key}_block_clock"]
+            == figures[f"sei_profile_gas_limit_share{key}"]
+        )
 
 
 def test_figures__absent_workloads_give_none() -> None:

@@ -81,6 +81,15 @@ def test_measure__wall_clock_and_steady_state() -> None:
     assert m.gas_per_item == 21_000
     assert m.timeline[0] == (7, 0.05, 0)
     assert m.mean_block_interval == pytest.approx(0.0875)
+    assert m.steady_items_per_block == pytest.approx(200)
+
+
+def test_measure__block_clock_counts_blocks_not_seconds() -> None:
+    # Blocks 2-4 came in a burst (10 ms apart), block 3 carried none of the workload.
+    m = _measurement([(1, 0.4, 50), (2, 0.8, 50), (3, 0.81, 0), (4, 0.82, 50), (5, 1.2, 20)])
+    assert m.steady_items_per_second == pytest.approx(100 / 0.42)  # the watcher's clock
+    assert m.steady_items_per_block == pytest.approx(100 / 3)  # blocks 1 to 4: 3 intervals
+    assert m.idle_blocks_after_submit == 1
 
 
 def test_measure__items_per_transaction() -> None:
