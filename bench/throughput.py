@@ -33,19 +33,21 @@ Clocks (both are reported for every measurement):
   gas-bound limit describes.
 
 Workloads (`WORKLOADS`): `transfers` (1 wei from each of M trainers to the next one, the raw
-Anvil baseline) and `commits` (`commitUpdate` from the same M trainers, once each, in the open
-round 0). Each repetition starts a fresh Anvil (its work per block grows with the state),
-deploys, registers M trainers before round 0 opens, and runs both workloads back to back,
-alternating which goes first; the figures are medians over the repetitions. A decomposition
+Anvil baseline), `commits` (`commitUpdate` from the same M trainers, once each, in the open
+round 0) and, on the Sei-like chain, `batched`: B other trainers sign EIP-712 commitments before
+the clock starts and a few relayers send them as `commitBatch` transactions of 100 (`items` =
+commitments, so rates and gas count commitments). Each repetition starts a fresh Anvil (its
+work per block grows with the state), deploys, registers M (+ B) trainers before round 0
+opens, and runs the workloads back to back, alternating their order; the figures are medians
+over the repetitions. On the Sei-like chain round 0 is then closed as stale (its deadlines
+passed: Anvil's clock moved on) and the M trainers commit again in round 1 (`later_commits`:
+a trainer's steady-state commit, cheaper than its first). A decomposition
 (`decompose_workload`) sends a workload with mining paused and then mines it in one block, to
 time accepting and executing transactions apart.
 
-A batched commit (EIP-712 signed commitments that a relayer submits in one transaction) would
-be one more entry in `WORKLOADS` whose `Call`s carry `items` > 1 (and `Workload.commits`); the
-contracts have no such path yet, so nothing is measured for it.
-
 Setup is not timed: deploy with the project's ape script, set ETH balances (`anvil_setBalance`),
 send the FED stakes, approvals and registrations through the same harness, open round 0.
+Neither is the round change nor the trainers' signing of batched commitments.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from chainload.federation import APE_NETWORK, CHAIN_ID
 from chainload.harness import BATCH_SIZE, MAX_FEE_PER_GAS, POLL_SECONDS, PRIORITY_FEE, SENDER_THREADS
 from chainload.report import explanation, figures, scenario_report, signing_library
 from chainload.scenario import Scenario, ScenarioResult, run_scenario
+from chainload.workloads import COMMITMENTS_PER_BATCH
 
 from fedledger.devnet import PROFILES, Profile
 
@@ -82,12 +85,11 @@ LOCAL_GAS_LIMIT = 1_000_000_000
 ANVIL_DEFAULT_GAS_LIMIT = 30_000_000
 SEI = PROFILES["sei-like"]
 
-BATCHED_NOTE = (
-    "with batching: not available yet. The contracts have no batched commit (EIP-712 signed "
-    "commitments submitted by a relayer in one transaction); when they do, a `batched` entry in "
-    "WORKLOADS whose calls carry items = commitments per transaction is measured by the same "
-    "harness, and its updates/s and gas-bound share are computed the same way (gas per item)."
-)
+# The Sei-like chain's batched workload: enough commitments for several full blocks (a block
+# holds 7 batches of 100, ~700 commitments; 3,500 make 35 batches, 5 blocks, 3 of them interior).
+SEI_BATCH_TRAINERS = 3_500
+RELAYERS = 4
+SEI_WORKLOADS = ("transfers", "commits", "batched")
 
 
 def notes(quick: bool) -> list[str]:
@@ -111,6 +113,17 @@ def notes(quick: bool) -> list[str]:
         "default limit is measured as well (default_gas_limit_*) when not --quick.",
         "Sei-like chain: Anvil --block-time 0.4 --gas-limit 10,000,000 (fedledger.devnet "
         "PROFILES['sei-like']); gas-bound limit = 10,000,000 / measured gas per commit / 0.4 s.",
+        "Before each workload the next block's base fee is set back to Anvil's initial 1 gwei "
+        "(anvil_setNextBlockBaseFeePerGas: every workload starts from the same fee, ~97 full "
+        "blocks below the fee cap), and the harness waits until two blocks came at least 3/4 of "
+        "the block time apart: Anvil mines the interval ticks it missed while busy (e.g. with gas "
+        "estimates of big batches, on a loaded machine) back to back and, in a first full run, "
+        "empty: 6 to 49 such blocks before the first batch was included.",
+        "Block clock (*_gas_limit_share_block_clock): the steady-state items per block of the "
+        "chain (the interior blocks' items over the block numbers they span) / the block time, "
+        "over the gas bound: how full the blocks were, blind to when the watcher saw them. On a "
+        "loaded machine Anvil mines late and then catches up in bursts, which the wall-clock "
+        "steady rate counts as faster blocks (a share above 1); the block clock does not.",
         "Transaction gas limits: transfers 21,000; commits the eth_estimateGas of a commit with "
         "the costliest seal (no zero byte), with no margin: Anvil packs blocks by gas limit, not "
         "gas used. Every receipt was checked for status 1.",
@@ -132,7 +145,30 @@ def notes(quick: bool) -> list[str]:
         "on-chain commit count equals the commits sent.",
         "Chain id 713715 on both chains: ape's foundry provider cannot deploy to an "
         "interval-mining Anvil, so the deploy uses the sei:seilike:node network.",
-        BATCHED_NOTE,
+        f"Batched (sei_profile_*_batched): on the Sei-like chains, besides the M trainers, B more "
+        f"(setup.batch_trainers) are registered before round 0 opens; each signs an EIP-712 "
+        f"Commitment(round 0, seal) before the clock starts (signing is the trainer's off-chain "
+        f"work), and {RELAYERS} relayers (funded, not registered) send commitBatch(0, "
+        f"{COMMITMENTS_PER_BATCH} signed commitments) transactions in turn, each relayer with "
+        "pipelined nonces. items = commitments, so updates/s and gas per update count "
+        "commitments; the gas-bound limit is 10,000,000 / gas used per commitment / 0.4 s, as for "
+        "single commits. A batch's gas limit is the eth_estimateGas of a full batch (made before any "
+        "batch of the round, so it includes the first batch's creation of the round's root array, "
+        "~17k gas more than later batches) plus 12 gas per zero calldata byte. Anvil packs blocks by "
+        "gas limit: floor(10M / batch limit) batches fit in a block, so a share of the gas bound "
+        "above sei_profile_gas_limit_share_batched_packing_cap cannot be reached. The batched "
+        "workload runs in the same round and on the same chain as transfers and commits (its own "
+        "trainers, since a trainer commits once per round), alternating order with them.",
+        "Later rounds (sei_profile_*_later_rounds): after the round-0 workloads, Anvil's clock is "
+        "moved past round 0's aggregation deadline (evm_increaseTime), round 0 is closed as stale "
+        "(closeStaleRound), which opens round 1 for every trainer; then the same M trainers each "
+        "commit once more (commitUpdate(1, seal)): a trainer's later commit, which rewrites its "
+        "seal's slot instead of creating it (commit_gas_used is the first commit's). Gas limit "
+        "the estimate of such a commit (scenarios.sei-like.later_commit_gas_limit).",
+        "Not measured: batched commits on the local chain. Its 0.1 s blocks with a 1G gas limit "
+        "would take all of them in one or two blocks, so a wall-clock rate would time the block "
+        "interval; a meaningful one needs tens of thousands of extra trainers, whose state slows "
+        "Anvil's blocks for the local commit ratio measured on the same chains.",
         *(["--quick: a tiny run for the tests; the figures are not meaningful."] if quick else []),
     ]
 
@@ -148,7 +184,16 @@ def scenarios(quick: bool) -> list[Scenario]:
     if quick:
         return [
             Scenario(name="local", profile=local, per_repetition=25, repetitions=1, decompositions=1),
-            Scenario(name="sei-like", profile=SEI, per_repetition=250, repetitions=1),
+            Scenario(
+                name="sei-like",
+                profile=SEI,
+                per_repetition=250,
+                repetitions=1,
+                workloads=SEI_WORKLOADS,
+                batch_trainers=300,
+                relayers=2,
+                later_workloads=("commits",),
+            ),
         ]
     local_30m = Profile(
         "throughput-local-30m",
@@ -160,7 +205,16 @@ def scenarios(quick: bool) -> list[Scenario]:
     return [
         Scenario(name="local", profile=local, per_repetition=2_000, repetitions=9, decompositions=2),
         Scenario(name="local-30m", profile=local_30m, per_repetition=2_000, repetitions=5),
-        Scenario(name="sei-like", profile=SEI, per_repetition=1_500, repetitions=3),
+        Scenario(
+            name="sei-like",
+            profile=SEI,
+            per_repetition=1_500,
+            repetitions=3,
+            workloads=SEI_WORKLOADS,
+            batch_trainers=SEI_BATCH_TRAINERS,
+            relayers=RELAYERS,
+            later_workloads=("commits",),
+        ),
     ]
 
 
@@ -191,6 +245,9 @@ def report(
         "setup": {
             "trainers": {name: r.scenario.per_repetition for name, r in results.items()},
             "txs_per_workload": {name: r.scenario.per_repetition for name, r in results.items()},
+            "batch_trainers": {name: r.scenario.batch_trainers for name, r in results.items()},
+            "relayers": {name: r.scenario.relayers for name, r in results.items()},
+            "commitments_per_batch": COMMITMENTS_PER_BATCH,
             "repetitions": {name: r.scenario.repetitions for name, r in results.items()},
             "fresh_chain_per_repetition": True,
             "block_time": {name: r.scenario.profile.block_time for name, r in results.items()},
@@ -218,7 +275,7 @@ def report(
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="a tiny run (50 trainers) for the tests")
+@click.option("--quick", is_flag=True, help="a tiny run (a few hundred trainers) for the tests")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True
 )

@@ -4,7 +4,8 @@ round 0 open, set up quickly (not timed) through the harness.
 `setup_federation` deploys with the project's ape script, sets ETH balances
 (`anvil_setBalance`), registers the aggregators and trainers (FED stakes, approvals and
 registrations sent as pipelined workloads) and opens round 0. Accounts are deterministic
-throwaway keys (`bench_accounts`).
+throwaway keys (`bench_accounts`). `advance_round` closes the open round once its deadlines
+have passed (Anvil's clock moved forward) and opens the next one for the same trainers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from chainload.harness import (
     Rpc,
     ThroughputError,
     Workload,
+    reset_base_fee,
     run_workload,
 )
 from fedledger.chain import ape_cli
@@ -34,6 +36,7 @@ from fedledger.chain.accounts import devnet_account
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.deployments import Deployment
 from fedledger.chain.params import TOKEN, Phase, Role
+from fedledger.chain.rounds import Rounds
 from fedledger.chain.rpc import connect
 from fedledger.devnet import PROFILES
 
@@ -56,7 +59,8 @@ KEY_SEED = b"fedledger throughput bench"
 
 @dataclass
 class Federation:
-    """A deployment with round 0 open and `trainers` registered before it opened."""
+    """A deployment with `round` open (round 0 at first) and `trainers` registered before it
+    opened."""
 
     url: str
     ledger: FedLedger
@@ -68,6 +72,11 @@ class Federation:
     setup_seconds: float = 0.0
     aggregators: list[LocalAccount] = field(default_factory=list)
     relayers: list[LocalAccount] = field(default_factory=list)  # funded, not registered
+    round: int = 0  # the open round the workloads commit to
+
+    @property
+    def chain_id(self) -> int:
+        return self.ledger.chain_id
 
 
 def bench_accounts(count: int, tag: str) -> list[LocalAccount]:
@@ -190,7 +199,10 @@ def _register_many(
 
 
 def run_setup(url: str, nonces: NonceBook, workload: Workload, threads: int = SENDER_THREADS) -> None:
+    """Sends a setup workload through the harness, from the initial base fee (see
+    `reset_base_fee`)."""
     timeout = max(INCLUDE_TIMEOUT, len(workload.calls) / 20)
+    reset_base_fee(url)
     run_workload(url, workload, nonces, chain_id=CHAIN_ID, threads=threads, timeout=timeout)
 
 
@@ -225,12 +237,43 @@ def registrations(
 
 
 def commit_gas_limit(federation: Federation) -> int:
-    """`eth_estimateGas` of a commit whose seal has no zero byte (the costliest calldata).
+    """`eth_estimateGas` of the first trainer's commit in the open round, with a seal that has
+    no zero byte (the costliest calldata).
 
     Anvil fills a block by the transactions' gas limits, not the gas they end up using, so
     the limit is the estimate itself, without the usual margin: every commit costs the same
-    but for its calldata, and the receipts confirm none ran out of gas."""
+    but for its calldata (given the same history: a trainer's first commit creates its seal's
+    slot, a later one rewrites it), and the receipts confirm none ran out of gas."""
     task = federation.ledger.task
     trainer = federation.trainers[0]
-    function = task.functions.commitUpdate(0, b"\xff" * 32)
+    function = task.functions.commitUpdate(federation.round, b"\xff" * 32)
     return int(function.estimate_gas({"from": trainer.address}))
+
+
+def advance_round(federation: Federation, timeout: float = 30.0) -> int:
+    """Moves Anvil's clock past the open round's aggregation deadline (`evm_increaseTime`), so
+    the round, neither revealed nor attested, is stale, then closes it (`closeStaleRound`, which
+    opens the next round for every active trainer). Sets the federation's round and its commit
+    gas limit for it; returns the new round."""
+    ledger, rpc = federation.ledger, Rpc(federation.url)
+    closing = ledger.current_round()
+    deadline = ledger.round_state(closing).aggregation_deadline
+    latest = int(rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    rpc("evm_increaseTime", [hex(max(deadline - latest + 1, 1))])
+    waited = time.perf_counter() + timeout
+    while ledger.phase(closing) != Phase.STALE:  # until a block with the new time is mined
+        if time.perf_counter() > waited:
+            raise ThroughputError(
+                f"round {closing} is not stale after moving the clock: {ledger.round_state(closing)}"
+            )
+        time.sleep(0.05)
+    closer = federation.aggregators[0] if federation.aggregators else federation.owner
+    ledger.sender.reset_nonces()  # the harness may have sent from it meanwhile
+    Rounds(ledger).close_stale_round(closer)
+    federation.nonces.forget(closer.address)
+    opened = ledger.current_round()
+    if opened != closing + 1 or ledger.phase(opened) != Phase.COMMIT:
+        raise ThroughputError(f"round {closing} closed, but round {closing + 1} is not open in Commit")
+    federation.round = opened
+    federation.commit_gas = commit_gas_limit(federation)
+    return opened

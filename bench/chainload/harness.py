@@ -39,9 +39,12 @@ from web3.types import RPCEndpoint
 
 TRANSFER_GAS = 21_000
 # Full blocks raise the base fee 12.5% each; a fixed, very high fee cap keeps every signed
-# transaction includable however many full blocks come first. Fees paid = base fee + tip.
+# transaction includable for ~97 full blocks from the initial base fee (1 gwei). Fees paid =
+# base fee + tip. `reset_base_fee` before a workload puts it back to the start, so every
+# workload starts from the same fee and that far from the cap.
 MAX_FEE_PER_GAS = 10**14
 PRIORITY_FEE = 10**9
+INITIAL_BASE_FEE = 10**9  # Anvil's
 
 BATCH_SIZE = 100  # eth_sendRawTransaction requests per JSON-RPC batch
 SENDER_THREADS = 4
@@ -59,8 +62,8 @@ class ThroughputError(RuntimeError):
 
 @dataclass(frozen=True)
 class Call:
-    """One transaction to sign and send. `items`: protocol items it carries (one commit; a
-    batched commit would carry several; a transfer counts one)."""
+    """One transaction to sign and send. `items`: protocol items it carries (a commit one, a
+    batched commit its commitments; a transfer counts one)."""
 
     sender: LocalAccount
     to: str
@@ -74,7 +77,8 @@ class Call:
 class Workload:
     name: str
     calls: list[Call]
-    commits: int = 0  # commitments it submits to round 0 (checked on chain afterwards)
+    commits: int = 0  # commitments it submits to `round` (checked on chain afterwards)
+    round: int = 0
 
     @property
     def items(self) -> int:
@@ -307,6 +311,10 @@ class Measurement:
     items_per_second: float
     steady_tx_per_second: float | None  # blocks after the first, between first and last block
     steady_items_per_second: float | None
+    # The same interior blocks' items per block of the chain between the first and the last
+    # interior one (blocks without the workload's transactions count): rates on the block clock,
+    # blind to when the watcher saw them (an Anvil starved of CPU mines late, then in bursts).
+    steady_items_per_block: float | None
     blocks: int
     first_block: int
     txs_per_block: list[int]
@@ -329,6 +337,31 @@ class Measurement:
 
     def rate(self, steady: bool) -> float | None:
         return self.steady_items_per_second if steady else self.items_per_second
+
+
+def reset_base_fee(url: str, wei: int = INITIAL_BASE_FEE) -> None:
+    """The next block's base fee back to `wei` (Anvil's `anvil_setNextBlockBaseFeePerGas`)."""
+    Rpc(url)("anvil_setNextBlockBaseFeePerGas", [hex(wei)])
+
+
+def wait_for_cadence(url: str, block_time: float, *, timeout: float = 15.0) -> None:
+    """Returns once two consecutive blocks came at least 3/4 of `block_time` apart. Anvil's
+    interval miner catches up on the ticks it missed while busy (long `eth_estimateGas` calls,
+    or a starved CPU) by mining blocks back to back; a workload sent then would see blocks much
+    faster than the chain's. Raises after `timeout`."""
+    rpc = Rpc(url)
+    deadline = time.perf_counter() + timeout
+    last, seen_at = int(rpc("eth_blockNumber", []), 16), time.perf_counter()
+    while time.perf_counter() < deadline:
+        time.sleep(POLL_SECONDS)
+        head = int(rpc("eth_blockNumber", []), 16)
+        if head == last:
+            continue
+        now = time.perf_counter()
+        if head == last + 1 and now - seen_at >= 0.75 * block_time:
+            return
+        last, seen_at = head, now
+    raise ThroughputError(f"blocks did not settle to one per {block_time} s within {timeout:.0f} s")
 
 
 def run_workload(
@@ -424,6 +457,7 @@ def measure(
     # workload ran out.
     span = blocks[-2].observed - blocks[0].observed if len(blocks) > 2 else 0.0
     steady = span > 0
+    block_span = blocks[-2].number - blocks[0].number if len(blocks) > 2 else 0
     intervals = [b.observed - a.observed for a, b in itertools.pairwise(seen) if b.number == a.number + 1]
     return Measurement(
         workload=workload.name,
@@ -435,6 +469,7 @@ def measure(
         items_per_second=workload.items / elapsed,
         steady_tx_per_second=sum(counts[1:-1]) / span if steady else None,
         steady_items_per_second=sum(items[1:-1]) / span if steady else None,
+        steady_items_per_block=sum(items[1:-1]) / block_span if block_span else None,
         blocks=len(blocks),
         first_block=blocks[0].number,
         txs_per_block=counts,

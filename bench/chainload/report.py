@@ -29,11 +29,43 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def gas_bound(measurements: Sequence[Measurement], profile: Profile) -> float:
-    """Items per second if every block were full of them: gas limit / gas per item / block time."""
+def gas_bound(measurements: Sequence[Measurement], profile: Profile) -> float | None:
+    """Items per second if every block were full of them: gas limit / gas per item / block time
+    (None without measurements)."""
     assert profile.block_time is not None and profile.gas_limit is not None
+    if not measurements:
+        return None
     gas_per_item = sum(m.gas_used for m in measurements) / sum(m.items for m in measurements)
     return profile.gas_limit / gas_per_item / profile.block_time
+
+
+def packing_cap(measurements: Sequence[Measurement], profile: Profile) -> float | None:
+    """The largest share of the gas bound blocks packed by gas limit can reach: Anvil puts
+    floor(block gas limit / transaction gas limit) transactions in a block, each using its
+    gas used (not its limit) of it. Near 1 for small transactions, lower for big batches."""
+    assert profile.gas_limit is not None
+    if not measurements:
+        return None
+    per_tx_limit = max(m.gas_limit_per_tx for m in measurements)
+    per_tx_used = sum(m.gas_used for m in measurements) / sum(m.txs for m in measurements)
+    return (profile.gas_limit // per_tx_limit) * per_tx_used / profile.gas_limit
+
+
+def steady_share(result: ScenarioResult, workload: str) -> dict[str, float | None]:
+    """A workload's steady-state items/s on `result`'s chain, its gas bound and the share."""
+    runs, profile = result.of(workload), result.scenario.profile
+    assert profile.block_time is not None
+    rate = median(m.steady_items_per_second for m in runs)
+    bound = gas_bound(runs, profile)
+    per_block = median(m.steady_items_per_block for m in runs)
+    return {
+        "rate": rate,
+        "bound": bound,
+        "share": ratio(rate, bound),
+        "block_clock_share": ratio(None if per_block is None else per_block / profile.block_time, bound),
+        "wall_clock": median(m.items_per_second for m in runs),
+        "gas_per_item": median(m.gas_per_item for m in runs),
+    }
 
 
 def paired_ratios(result: ScenarioResult, steady: bool = False) -> list[float]:
@@ -52,10 +84,8 @@ def paired_ratios(result: ScenarioResult, steady: bool = False) -> list[float]:
 def figures(local: ScenarioResult, local_30m: ScenarioResult | None, sei: ScenarioResult) -> dict[str, Any]:
     commits = median(m.items_per_second for m in local.of("commits"))
     raw = median(m.tx_per_second for m in local.of("transfers"))
-    sei_commits = median(m.steady_items_per_second for m in sei.of("commits"))
-    sei_bound = gas_bound(sei.of("commits"), sei.scenario.profile)
-    sei_raw = median(m.steady_tx_per_second for m in sei.of("transfers"))
-    sei_raw_bound = gas_bound(sei.of("transfers"), sei.scenario.profile)
+    single, batched = steady_share(sei, "commits"), steady_share(sei, "batched")
+    later, transfers = steady_share(sei, "later_commits"), steady_share(sei, "transfers")
     paired = paired_ratios(local)
     out: dict[str, Any] = {
         "commits_per_second": rounded(commits),
@@ -66,17 +96,30 @@ def figures(local: ScenarioResult, local_30m: ScenarioResult | None, sei: Scenar
         "commits_per_second_steady": rounded(median(m.steady_items_per_second for m in local.of("commits"))),
         "raw_tx_per_second_steady": rounded(median(m.steady_tx_per_second for m in local.of("transfers"))),
         "commit_gas_used": rounded(median(m.gas_per_item for m in local.of("commits")), 0),
-        "sei_profile_updates_per_second": rounded(sei_commits),
-        "sei_profile_gas_bound_updates_per_second": rounded(sei_bound),
-        "sei_profile_gas_limit_share": rounded(ratio(sei_commits, sei_bound), 3),
-        "sei_profile_updates_per_second_wall_clock": rounded(
-            median(m.items_per_second for m in sei.of("commits"))
+        "sei_profile_updates_per_second": rounded(single["rate"]),
+        "sei_profile_gas_bound_updates_per_second": rounded(single["bound"]),
+        "sei_profile_gas_limit_share": rounded(single["share"], 3),
+        "sei_profile_gas_limit_share_block_clock": rounded(single["block_clock_share"], 3),
+        "sei_profile_updates_per_second_wall_clock": rounded(single["wall_clock"]),
+        "sei_profile_updates_per_second_batched": rounded(batched["rate"]),
+        "sei_profile_gas_bound_updates_per_second_batched": rounded(batched["bound"]),
+        "sei_profile_gas_limit_share_batched": rounded(batched["share"], 3),
+        "sei_profile_gas_limit_share_batched_block_clock": rounded(batched["block_clock_share"], 3),
+        "sei_profile_gas_limit_share_batched_packing_cap": rounded(
+            packing_cap(sei.of("batched"), sei.scenario.profile), 3
         ),
-        "sei_profile_updates_per_second_batched": None,
-        "sei_profile_gas_limit_share_batched": None,
-        "sei_profile_raw_tx_per_second": rounded(sei_raw),
-        "sei_profile_raw_gas_bound_tx_per_second": rounded(sei_raw_bound),
-        "sei_profile_raw_gas_limit_share": rounded(ratio(sei_raw, sei_raw_bound), 3),
+        "sei_profile_updates_per_second_batched_wall_clock": rounded(batched["wall_clock"]),
+        "batched_gas_used_per_update": rounded(batched["gas_per_item"], 0),
+        "sei_profile_updates_per_second_later_rounds": rounded(later["rate"]),
+        "sei_profile_gas_bound_updates_per_second_later_rounds": rounded(later["bound"]),
+        "sei_profile_gas_limit_share_later_rounds": rounded(later["share"], 3),
+        "sei_profile_gas_limit_share_later_rounds_block_clock": rounded(later["block_clock_share"], 3),
+        "sei_profile_updates_per_second_later_rounds_wall_clock": rounded(later["wall_clock"]),
+        "later_round_commit_gas_used": rounded(later["gas_per_item"], 0),
+        "sei_profile_raw_tx_per_second": rounded(transfers["rate"]),
+        "sei_profile_raw_gas_bound_tx_per_second": rounded(transfers["bound"]),
+        "sei_profile_raw_gas_limit_share": rounded(transfers["share"], 3),
+        "sei_profile_raw_gas_limit_share_block_clock": rounded(transfers["block_clock_share"], 3),
     }
     if local_30m is not None:
         commits_30m = median(m.items_per_second for m in local_30m.of("commits"))
@@ -107,6 +150,11 @@ def scenario_report(result: ScenarioResult) -> dict[str, Any]:
         "chains": [_rounded(asdict(chain)) for chain in result.chains],
         "setup_gas_limits": result.setup_gas,
         "commit_gas_limit": result.commit_gas_limit,
+        "later_commit_gas_limit": result.later_commit_gas_limit,
+        "batch_trainers": result.scenario.batch_trainers,
+        "relayers": result.scenario.relayers,
+        "workloads": list(result.scenario.workloads),
+        "later_workloads": list(result.scenario.later_workloads),
         "paired_commit_ratios": [round(r, 3) for r in paired_ratios(result)],
         "runs": [{"repetition": rep, **_rounded(asdict(m))} for rep, m in result.runs],
         "decomposition_runs": [_rounded(asdict(d)) for d in result.decompositions],

@@ -1,5 +1,5 @@
-"""bench/throughput.py and its bench/chainload package: the harness's bookkeeping, the
-federation setup on a real Anvil, and a real quick run end to end."""
+"""bench/throughput.py and its bench/chainload package: the harness's bookkeeping and a real
+quick run end to end (the federation and workloads on a real Anvil: test_bench_chainload.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,8 @@ SCRIPT = BENCH / "throughput.py"
 if str(BENCH) not in sys.path:  # the benchmarks import chainload with bench/ on sys.path
     sys.path.insert(0, str(BENCH))
 
-from chainload import federation, harness  # noqa: E402
+from chainload import harness, workloads  # noqa: E402
 from chainload import scenario as scenarios  # noqa: E402
-
-from fedledger.chain.params import Role, TaskParameter  # noqa: E402
-from fedledger.devnet import Profile, running_devnet  # noqa: E402
 
 throughput = load_bench("throughput")
 
@@ -84,6 +81,15 @@ def test_measure__wall_clock_and_steady_state() -> None:
     assert m.gas_per_item == 21_000
     assert m.timeline[0] == (7, 0.05, 0)
     assert m.mean_block_interval == pytest.approx(0.0875)
+    assert m.steady_items_per_block == pytest.approx(200)
+
+
+def test_measure__block_clock_counts_blocks_not_seconds() -> None:
+    # Blocks 2-4 came in a burst (10 ms apart), block 3 carried none of the workload.
+    m = _measurement([(1, 0.4, 50), (2, 0.8, 50), (3, 0.81, 0), (4, 0.82, 50), (5, 1.2, 20)])
+    assert m.steady_items_per_second == pytest.approx(100 / 0.42)  # the watcher's clock
+    assert m.steady_items_per_block == pytest.approx(100 / 3)  # blocks 1 to 4: 3 intervals
+    assert m.idle_blocks_after_submit == 1
 
 
 def test_measure__items_per_transaction() -> None:
@@ -98,40 +104,16 @@ def test_measure__too_few_blocks_for_a_steady_state() -> None:
     assert m.steady_tx_per_second is None and m.tx_per_second == pytest.approx(100)
 
 
-def test_deploy__options_after_the_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    seen: dict[str, Any] = {}
-
-    def fake_deploy(**kwargs: Any) -> tuple[str, None]:
-        seen.update(kwargs)
-        return "deployment", None
-
-    monkeypatch.setattr(federation.ape_cli, "deploy", fake_deploy)
-    assert federation.deploy("http://node", tmp_path, ["--commit-window", "60"]) == "deployment"
-    options = seen["options"]
-    assert options[:2] == ["--initial-model-digest", federation.default_deploy_options()[1]]
-    assert options[-2:] == ["--commit-window", "60"]  # click keeps the last value of an option
-    assert options.index("--commit-window") < len(options) - 2
-
-
-def test_setup_federation__deploy_options_and_aggregators(tmp_path: Path) -> None:
-    profile = Profile("bench-test", federation.CHAIN_ID, block_time=0.1, ape_network=federation.APE_NETWORK)
-    with running_devnet(profile, run_dir=tmp_path) as devnet:
-        fed = federation.setup_federation(
-            devnet.url,
-            tmp_path,
-            3,
-            deploy_options=["--commit-window", "600"],
-            aggregator_count=2,
-            relayer_count=2,
-        )
-        ledger = fed.ledger
-        assert ledger.task_parameter(TaskParameter.COMMIT_WINDOW) == 600
-        assert ledger.active_count(Role.AGGREGATOR) == 2 and len(fed.aggregators) == 2
-        assert ledger.active_count(Role.TRAINER) == 3 and len(fed.trainers) == 3
-        assert ledger.round_state(0).expected_commits == 3
-        assert all(ledger.w3.eth.get_balance(r.address) == federation.ETH_BALANCE for r in fed.relayers)
-        assert fed.commit_gas > 50_000
-        assert {a.address for a in fed.aggregators}.isdisjoint(t.address for t in fed.trainers)
+def test_scenarios__full_run_fills_several_blocks_with_batches() -> None:
+    sei = next(s for s in throughput.scenarios(False) if s.name == "sei-like")
+    assert {"transfers", "commits", "batched"} <= set(sei.workloads) and sei.later_workloads == ("commits",)
+    assert sei.relayers >= 2
+    batch_gas = 1_350_000  # a batch of 100's estimate (~1.35M)
+    batches_per_block = sei.profile.gas_limit // batch_gas
+    blocks = sei.batch_trainers / workloads.COMMITMENTS_PER_BATCH / batches_per_block
+    assert blocks >= 5  # steady state: 3 interior full blocks at least
+    quick = next(s for s in throughput.scenarios(True) if s.name == "sei-like")
+    assert quick.batch_trainers and quick.later_workloads
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +151,14 @@ def test_quick_run__json_shape(quick_run: tuple[dict[str, Any], Path]) -> None:
     assert figures["sei_profile_gas_bound_updates_per_second"] == pytest.approx(
         10_000_000 / figures["commit_gas_used"] / 0.4, rel=1e-3
     )
-    assert figures["sei_profile_updates_per_second_batched"] is None
-    assert any("batch" in note and "not available yet" in note for note in report["notes"])
+    # Quick: too few batches for a steady state, but the gas figures are there.
+    assert 10_000 < figures["batched_gas_used_per_update"] < 15_000
+    assert figures["sei_profile_gas_bound_updates_per_second_batched"] == pytest.approx(
+        10_000_000 / figures["batched_gas_used_per_update"] / 0.4, rel=1e-3
+    )
+    assert 0.8 < figures["sei_profile_gas_limit_share_batched_packing_cap"] < 1
+    assert 35_000 < figures["later_round_commit_gas_used"] < figures["commit_gas_used"]
+    assert not any("not available yet" in note for note in report["notes"])
     setup = report["setup"]
     assert setup["anvil"].startswith("anvil/")
     assert "coincurve" in setup["signing"].lower()
@@ -181,21 +169,36 @@ def test_quick_run__json_shape(quick_run: tuple[dict[str, Any], Path]) -> None:
 def test_quick_run__every_commit_confirmed_on_chain(quick_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = quick_run
     for name, scenario in report["scenarios"].items():
-        commits = [run for run in scenario["runs"] if run["workload"] == "commits"]
-        transfers = [run for run in scenario["runs"] if run["workload"] == "transfers"]
+
+        def runs(workload: str, scenario: dict[str, Any] = scenario) -> list[dict[str, Any]]:
+            return [run for run in scenario["runs"] if run["workload"] == workload]
+
+        commits, transfers = runs("commits"), runs("transfers")
         assert len(commits) == len(transfers) == scenario["repetitions"], name
+        per, batch_trainers = scenario["per_repetition"], scenario["batch_trainers"]
         chains = scenario["chains"]
         assert len(chains) == scenario["repetitions"] + scenario["decompositions"]
         for chain in chains:  # round 0's on-chain commit count: every trainer of the chain committed
-            assert chain["round_commits"] == chain["commits_sent"] == scenario["per_repetition"]
+            assert chain["round_commits"] == chain["commits_sent"] == per + batch_trainers
+            if scenario["later_workloads"] and not chain["decomposition"]:
+                assert chain["later_round_commits"] == chain["later_commits_sent"] == per
         assert len(scenario["decomposition_runs"]) == 2 * scenario["decompositions"]
+        for run in commits + transfers + runs("later_commits"):
+            assert run["txs"] == run["items"] == per
         for run in scenario["runs"]:
-            assert run["txs"] == scenario["per_repetition"]
             assert sum(run["txs_per_block"]) == run["txs"]
             assert run["elapsed_seconds"] > 0 and run["tx_per_second"] > 0
         assert all(run["gas_per_item"] > 50_000 for run in commits)
         assert all(run["gas_per_item"] == 21_000 for run in transfers)
+        assert all(35_000 < run["gas_per_item"] < 50_000 for run in runs("later_commits"))
+        for run in runs("batched"):  # 100 commitments to a transaction, a few relayers
+            assert run["items"] == batch_trainers and run["txs"] == -(-batch_trainers // 100)
+            assert run["gas_per_item"] < 15_000
     assert report["scenarios"]["local"]["decompositions"] == 1
+    sei = report["scenarios"]["sei-like"]
+    assert sei["batch_trainers"] > 0 and sei["relayers"] > 1
+    assert len([r for r in sei["runs"] if r["workload"] == "batched"]) == sei["repetitions"]
+    assert len([r for r in sei["runs"] if r["workload"] == "later_commits"]) == sei["repetitions"]
 
 
 def test_quick_run__no_anvil_left_running(quick_run: tuple[dict[str, Any], Path]) -> None:
