@@ -114,11 +114,14 @@ def notes(quick: bool) -> list[str]:
         "Sei-like chain: Anvil --block-time 0.4 --gas-limit 10,000,000 (fedledger.devnet "
         "PROFILES['sei-like']); gas-bound limit = 10,000,000 / measured gas per commit / 0.4 s.",
         "Before each workload the next block's base fee is set back to Anvil's initial 1 gwei "
-        "(anvil_setNextBlockBaseFeePerGas: every workload starts from the same fee, ~97 full "
-        "blocks below the fee cap), and the harness waits until two blocks came at least 3/4 of "
-        "the block time apart: Anvil mines the interval ticks it missed while busy (e.g. with gas "
-        "estimates of big batches, on a loaded machine) back to back and, in a first full run, "
-        "empty: 6 to 49 such blocks before the first batch was included.",
+        "(anvil_setNextBlockBaseFeePerGas): every workload starts from the same fee, ~97 full "
+        "blocks below the transactions' fee cap (10^14 wei). Without it, the setup's full blocks "
+        "(5,000 registrations fill ~130) left the fee above the cap: Anvil held the first "
+        "workload back for up to 49 blocks, and a setup stage past the cap lost its last 381 "
+        "transactions. The setup itself goes in chunks of "
+        "at most 60 full blocks, each from the initial fee. The harness also waits until two "
+        "blocks came at least 3/4 of the block time apart: Anvil mines the interval ticks it "
+        "missed while busy (gas estimates, a loaded machine) back to back.",
         "Block clock (*_gas_limit_share_block_clock): the steady-state items per block of the "
         "chain (the interior blocks' items over the block numbers they span) / the block time, "
         "over the gas bound: how full the blocks were, blind to when the watcher saw them. On a "

@@ -41,7 +41,9 @@ TRANSFER_GAS = 21_000
 # Full blocks raise the base fee 12.5% each; a fixed, very high fee cap keeps every signed
 # transaction includable for ~97 full blocks from the initial base fee (1 gwei). Fees paid =
 # base fee + tip. `reset_base_fee` before a workload puts it back to the start, so every
-# workload starts from the same fee and that far from the cap.
+# workload starts from the same fee and that far from the cap; a longer workload (a big
+# setup) goes in chunks (`federation.run_setup`). Above the cap Anvil holds transactions back
+# until empty blocks bring the fee down, or drops them.
 MAX_FEE_PER_GAS = 10**14
 PRIORITY_FEE = 10**9
 INITIAL_BASE_FEE = 10**9  # Anvil's

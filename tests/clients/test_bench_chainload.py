@@ -58,6 +58,32 @@ def test_deploy__options_after_the_defaults(monkeypatch: pytest.MonkeyPatch, tmp
     assert options.index("--commit-window") < len(options) - 2
 
 
+def test_run_setup__chunks_of_at_most_60_full_blocks_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[list[harness.Call]] = []
+    resets: list[str] = []
+
+    class FakeRpc:
+        def __init__(self, url: str) -> None:
+            pass
+
+        def __call__(self, method: str, params: list[Any]) -> Any:
+            assert method == "eth_getBlockByNumber"
+            return {"gasLimit": hex(1_000_000)}
+
+    def fake_run(url: str, workload: harness.Workload, *args: Any, **kwargs: Any) -> None:
+        sent.append(workload.calls)
+        resets.append("run")
+
+    monkeypatch.setattr(federation, "Rpc", FakeRpc)
+    monkeypatch.setattr(federation, "reset_base_fee", lambda url: resets.append("reset"))
+    monkeypatch.setattr(federation, "run_workload", fake_run)
+    calls = [harness.Call(None, "0xb", data=hex(i), gas=400_000) for i in range(400)]  # type: ignore[arg-type]
+    federation.run_setup("http://node", None, harness.Workload("setup", calls))  # type: ignore[arg-type]
+    assert [len(chunk) for chunk in sent] == [150, 150, 100]  # 60 blocks of 1M gas: 150 calls
+    assert [c for chunk in sent for c in chunk] == calls
+    assert resets == ["reset", "run"] * 3
+
+
 def test_setup_federation__deploy_options_and_aggregators(fed: federation.Federation) -> None:
     ledger = fed.ledger
     assert ledger.task_parameter(TaskParameter.COMMIT_WINDOW) == 600
