@@ -53,6 +53,15 @@ class RoundConfig:
 
 
 @dataclass(frozen=True)
+class PhaseNow:
+    """A round's phase now, and the unix time at which it ends by time (None: only a
+    transaction ends it)."""
+
+    phase: Phase
+    deadline: int | None
+
+
+@dataclass(frozen=True)
 class RoundResult:
     """`IFederatedTask.RoundResult` of a finalized round."""
 
@@ -127,6 +136,8 @@ class Rounds:
         self.ledger = ledger
         self.task = ledger.task
         self.call = ledger.sender.call
+        self._deadline_cache: dict[int, dict[Phase, int]] = {}
+        self._automines: bool | None = None
 
     # ---------------------------------------------------------------- reads
 
@@ -191,18 +202,38 @@ class Rounds:
         return int(self.call(self.task.functions.feesOf(_checksum(aggregator))))
 
     def synced_phase(self, round_: int) -> Phase:
-        """The round's phase at the current wall-clock time.
+        """The round's phase at the current wall-clock time (see `synced`)."""
+        return self.synced(round_).phase
+
+    def synced(self, round_: int) -> PhaseNow:
+        """The round's phase at the current wall-clock time, and when it ends by time.
 
         Views see the time of the latest block; on an automining Anvil no block comes while
         everyone waits, so when a deadline has passed on the wall clock, mine an empty block first.
+        Costs one call while no deadline has passed: the deadlines are read once per round.
         """
         phase = self.phase(round_)
-        if phase in _DEADLINES and rpc.automine(self.ledger.w3):
-            deadline = getattr(self.state(round_), _DEADLINES[phase])
-            if rpc.latest_timestamp(self.ledger.w3) < deadline <= _wall_clock():
-                rpc.mine(self.ledger.w3)
-                phase = self.phase(round_)
-        return phase
+        if phase not in _DEADLINES:
+            return PhaseNow(phase, None)
+        deadlines = self._deadlines(round_)
+        deadline = deadlines[phase]
+        w3 = self.ledger.w3
+        if deadline <= _wall_clock() and self._automine() and rpc.latest_timestamp(w3) < deadline:
+            rpc.mine(w3)
+            phase = self.phase(round_)
+        return PhaseNow(phase, deadlines.get(phase))
+
+    def _deadlines(self, round_: int) -> dict[Phase, int]:
+        """The timed phases' deadlines of an opened round: fixed when it opens."""
+        if round_ not in self._deadline_cache:
+            state = self.state(round_)
+            self._deadline_cache[round_] = {phase: getattr(state, name) for phase, name in _DEADLINES.items()}
+        return self._deadline_cache[round_]
+
+    def _automine(self) -> bool:
+        if self._automines is None:  # a node's mining mode does not change under a running service
+            self._automines = rpc.automine(self.ledger.w3)
+        return self._automines
 
     # ---------------------------------------------------------------- events
 
