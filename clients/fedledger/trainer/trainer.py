@@ -30,6 +30,7 @@ from fedledger.arrays import Array
 from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
+from fedledger.chain.head import IDLE_WAIT, ChainHead, seconds_until
 from fedledger.chain.params import Phase, RejectionReason
 from fedledger.chain.rounds import Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
@@ -79,6 +80,7 @@ class Trainer:
         poll_interval: float = 0.2,
         progress: bool = False,
         attack: Attack | None = None,
+        head: ChainHead | None = None,
     ) -> None:
         self.ledger = ledger
         self.rounds = Rounds(ledger)
@@ -87,7 +89,8 @@ class Trainer:
         self.data = data
         self.spec = spec
         self.train_config = train_config
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
+        self.head = head  # default: a subscription to this ledger's node, opened by `run`
         self.progress = progress
         self.model = build_model()
         self.stats = TrainerStats()
@@ -107,37 +110,44 @@ class Trainer:
         return str(self.account.address)
 
     def run(self, *, max_rounds: int | None = None, stop: threading.Event | None = None) -> TrainerStats:
-        """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims."""
+        """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims.
+
+        Between actions it sleeps until the next block (or the current phase's deadline):
+        every phase change but a deadline comes in a block, so it reacts within milliseconds
+        and reads nothing while nothing happens.
+        """
         stop = stop or threading.Event()
         self._stop = stop
         outage = service_outage(log, self.poll_interval)
-        while not stop.is_set():
-            done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
-            try:
-                round_ = self.rounds.current_round()
-                phase = self.rounds.synced_phase(round_)
-                if not done and phase == Phase.COMMIT and self._may_commit(round_):
-                    self.train_and_commit(round_)
-                elif phase == Phase.REVEAL and round_ in self._sealed:
-                    self.reveal(round_)
-                elif self._claims_checked_at != round_:
-                    # Off the critical path (the round needs nothing from this trainer now), and
-                    # only once per round: rewards become claimable when a round finalizes.
-                    self.claim_rewards()
-                    self._claims_checked_at = round_
-                finished = (done or self.deactivated) and self._all_settled()
-            except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
-                # Nothing was recorded on chain: the next poll tries again (with backoff).
-                stop.wait(outage.failed(exc))
-                continue
-            outage.succeeded()
-            if finished:
-                if self.deactivated:
-                    log.warning(
-                        "no longer an active trainer (stake below the minimum after a slash); stopping"
-                    )
-                break
-            stop.wait(self.poll_interval)
+        head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
+        head.start()
+        try:
+            while not stop.is_set():
+                done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
+                try:
+                    round_ = self.rounds.current_round()
+                    now = self.rounds.synced(round_)
+                    if not done and now.phase == Phase.COMMIT and self._may_commit(round_):
+                        self.train_and_commit(round_)
+                    elif now.phase == Phase.REVEAL and round_ in self._sealed:
+                        self.reveal(round_)
+                    elif round_ not in self._sealed:  # never between a commit and its reveal
+                        self._claim_due(round_)
+                    finished = (done or self.deactivated) and self._all_settled()
+                except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
+                    # Nothing was recorded on chain: the next pass tries again (with backoff).
+                    stop.wait(outage.failed(exc))
+                    continue
+                outage.succeeded()
+                if finished:
+                    if self.deactivated:
+                        log.warning(
+                            "no longer an active trainer (stake below the minimum after a slash); stopping"
+                        )
+                    break
+                head.wait(seconds_until(now.deadline, idle=IDLE_WAIT, overdue=self.poll_interval), stop)
+        finally:
+            head.close()
         return self.stats
 
     def train_and_commit(self, round_: int) -> bool:
@@ -229,11 +239,15 @@ class Trainer:
         log.info("round %d: revealed %s (%d gas)", round_, cid, tx.gas_used)
         return True
 
-    def claim_rewards(self) -> None:
-        """Claims the reward of every finalized round where this trainer's update was accepted."""
-        for round_, commit in self.rounds.revealed_by(self.address).items():
+    def claim_rewards(self, limit: int | None = None) -> bool:
+        """Claims the reward of every finalized round where this trainer's update was accepted,
+        sending at most `limit` claims; returns whether a claimable round is left."""
+        sent = 0
+        for round_, commit in sorted(self.rounds.revealed_by(self.address).items()):
             if round_ in self.stats.claimed or self.rounds.phase(round_) != Phase.FINALIZED:
                 continue
+            if limit is not None and sent >= limit:
+                return True
             if self.rounds.rejection(round_, self.address) != RejectionReason.NONE:
                 self.stats.claimed[round_] = 0
                 continue
@@ -243,9 +257,19 @@ class Trainer:
             amount = self.rounds.reward_of(round_, commit.num_samples)
             self.rounds.claim_reward(self.account, round_, commit.digest, commit.num_samples)
             self.stats.claimed[round_] = amount
+            sent += 1
             log.info("round %d: claimed %d", round_, amount)
+        return False
+
+    def _claim_due(self, round_: int) -> None:
+        """One claim per pass, so a phase change waits for one claim at most. Rewards become
+        claimable when a round finalizes: once none is left, look again in the next round."""
+        if self._claims_checked_at != round_ and not self.claim_rewards(limit=1):
+            self._claims_checked_at = round_
 
     def _may_commit(self, round_: int) -> bool:
+        if round_ in self._sealed or round_ in self.stats.committed_rounds:
+            return False  # committed in this run; the chain is asked after a restart
         if self.rounds.last_committed_round(self.address) == round_:
             if round_ not in self._sealed and round_ not in self.stats.committed_rounds:
                 log.warning("round %d: committed before a restart; the seal's opening is lost", round_)
