@@ -157,7 +157,7 @@ def test_trainer_loop__survives_node_outages_and_recovers(caplog: pytest.LogCapt
     )
     stop = RecordingStop()
     trainer.rounds = QuietRounds(flaky(OUTCOMES, stop, result=0))  # type: ignore[assignment]
-    trainer.claim_rewards = lambda limit=None: False  # type: ignore[method-assign]
+    trainer.claim_rewards = lambda **_: False  # type: ignore[method-assign]
     caplog.set_level(logging.DEBUG, logger="fedledger.trainer")
     stats = trainer.run(stop=stop)
     assert stats.committed_rounds == []

@@ -15,6 +15,7 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from fedledger.aggregator.verification import Commit
 from fedledger.chain import rpc
@@ -358,6 +359,11 @@ class Rounds:
     def claim_reward(self, account: LocalAccount, round_: int, digest: bytes, num_samples: int) -> TxResult:
         function = self.task.functions.claimReward(round_, digest, num_samples)
         return self.ledger.sender.transact(account, function, label=f"claim reward round {round_}")
+
+    def claimed_amount(self, tx: TxResult) -> int:
+        """What a claim transaction paid, from its `RewardClaimed` event."""
+        events = self.task.events.RewardClaimed().process_receipt(tx.receipt, errors=DISCARD)
+        return sum(int(event["args"]["amount"]) for event in events)
 
     def withdraw_fees(self, account: LocalAccount) -> TxResult:
         return self.ledger.sender.transact(account, self.task.functions.withdrawFees(), label="withdraw fees")

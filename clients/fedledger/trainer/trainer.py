@@ -31,7 +31,7 @@ from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
 from fedledger.chain.head import IDLE_WAIT, ChainHead, seconds_until
-from fedledger.chain.params import Phase, RejectionReason
+from fedledger.chain.params import Phase
 from fedledger.chain.rounds import Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
@@ -45,6 +45,9 @@ from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.trainer")
 
+# A claim refused for these reasons is final: the round pays this trainer nothing (rejected,
+# closed as stale, or paid already by an earlier run).
+UNPAID_REVERTS = ("TaskNoReward", "TaskUnexpectedPhase", "TaskRewardAlreadyClaimed")
 # How long it waits for one peer file (a peer may have committed a CID nobody serves).
 COPY_FETCH_TIMEOUT_SECONDS = 5.0
 
@@ -239,23 +242,29 @@ class Trainer:
         log.info("round %d: revealed %s (%d gas)", round_, cid, tx.gas_used)
         return True
 
-    def claim_rewards(self, limit: int | None = None) -> bool:
-        """Claims the reward of every finalized round where this trainer's update was accepted,
-        sending at most `limit` claims; returns whether a claimable round is left."""
+    def claim_rewards(self, *, limit: int | None = None, current_round: int | None = None) -> bool:
+        """Claims the reward of every settled round where this trainer's update was accepted,
+        sending at most `limit` claims; returns whether a round is left to claim.
+
+        Rounds before the current one are settled for good (finalized, or closed as stale), so
+        nothing is asked first: the contract refuses a closed, rejected or already paid round
+        at the gas estimate, before anything is signed, and such a round counts as paid 0.
+        """
+        current = self.rounds.current_round() if current_round is None else current_round
         sent = 0
         for round_, commit in sorted(self.rounds.revealed_by(self.address).items()):
-            if round_ in self.stats.claimed or self.rounds.phase(round_) != Phase.FINALIZED:
+            if round_ >= current or round_ in self.stats.claimed:
                 continue
             if limit is not None and sent >= limit:
                 return True
-            if self.rounds.rejection(round_, self.address) != RejectionReason.NONE:
+            try:
+                tx = self.rounds.claim_reward(self.account, round_, commit.digest, commit.num_samples)
+            except ContractRevertError as exc:
+                if exc.name not in UNPAID_REVERTS:
+                    raise
                 self.stats.claimed[round_] = 0
                 continue
-            if self.rounds.reward_claimed(round_, self.address):
-                self.stats.claimed[round_] = 0
-                continue
-            amount = self.rounds.reward_of(round_, commit.num_samples)
-            self.rounds.claim_reward(self.account, round_, commit.digest, commit.num_samples)
+            amount = self.rounds.claimed_amount(tx)
             self.stats.claimed[round_] = amount
             sent += 1
             log.info("round %d: claimed %d", round_, amount)
@@ -264,7 +273,7 @@ class Trainer:
     def _claim_due(self, round_: int) -> None:
         """One claim per pass, so a phase change waits for one claim at most. Rewards become
         claimable when a round finalizes: once none is left, look again in the next round."""
-        if self._claims_checked_at != round_ and not self.claim_rewards(limit=1):
+        if self._claims_checked_at != round_ and not self.claim_rewards(limit=1, current_round=round_):
             self._claims_checked_at = round_
 
     def _may_commit(self, round_: int) -> bool:
@@ -290,6 +299,8 @@ class Trainer:
     def _all_settled(self) -> bool:
         """Every committed round is finalized (and claimed) or closed."""
         for round_ in self.stats.committed_rounds:
+            if round_ in self.stats.claimed:
+                continue  # settled: paid, or refused for good
             phase = self.rounds.phase(round_)
             if phase == Phase.FINALIZED and round_ not in self.stats.claimed:
                 return False
