@@ -136,8 +136,8 @@ class QuietRounds:
     def __init__(self, current_round: Callable[[], int]) -> None:
         self.current_round = current_round
 
-    def synced(self, round_: int) -> PhaseNow:
-        return PhaseNow(Phase.INACTIVE, None)
+    def follow(self, known: int | None = None) -> tuple[int, PhaseNow]:
+        return self.current_round(), PhaseNow(Phase.INACTIVE, None)
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args: None

@@ -94,8 +94,9 @@ class Aggregator:
                 # finalizations) come in blocks, passing deadlines end the wait by time; both
                 # show up as a change of phase.
                 self._phase_deadline = None
+                seen = self._following
                 try:
-                    round_ = self.rounds.current_round()
+                    round_ = self._current_round()
                     first_round = round_ if first_round is None else first_round
                     if max_rounds is not None and round_ >= first_round + max_rounds:
                         break
@@ -105,11 +106,23 @@ class Aggregator:
                     stop.wait(outage.failed(exc))
                     continue
                 outage.succeeded()
+                if self._following != seen and self._round_over():
+                    continue  # the round just ended: look at the next one now, not at the next block
                 wait = seconds_until(self._phase_deadline, idle=IDLE_WAIT, overdue=self.poll_interval)
                 head.wait(wait, stop)
         finally:
             head.close()
         return self.stats
+
+    def _current_round(self) -> int:
+        """The current round: the one `step` follows while it is open (a round only gives way
+        to the next by being finalized or closed), else asked of the task."""
+        if self._following is not None and not self._round_over():
+            return self._following[0]
+        return self.rounds.current_round()
+
+    def _round_over(self) -> bool:
+        return self._following is not None and self._following[1] in (Phase.FINALIZED, Phase.CLOSED)
 
     def step(self, round_: int | None = None) -> None:
         """Acts on the current round (`round_`, if just read) if it needs this aggregator."""

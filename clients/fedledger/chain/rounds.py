@@ -137,7 +137,7 @@ class Rounds:
         self.ledger = ledger
         self.task = ledger.task
         self.call = ledger.sender.call
-        self._deadline_cache: dict[int, dict[Phase, int]] = {}
+        self._opened: dict[int, RoundState] = {}  # round -> its state when first seen open
         self._automines: bool | None = None
 
     # ---------------------------------------------------------------- reads
@@ -216,20 +216,37 @@ class Rounds:
         phase = self.phase(round_)
         if phase not in _DEADLINES:
             return PhaseNow(phase, None)
-        deadlines = self._deadlines(round_)
-        deadline = deadlines[phase]
+        state = self.opened_state(round_)
+        deadline = getattr(state, _DEADLINES[phase])
         w3 = self.ledger.w3
         if deadline <= _wall_clock() and self._automine() and rpc.latest_timestamp(w3) < deadline:
             rpc.mine(w3)
             phase = self.phase(round_)
-        return PhaseNow(phase, deadlines.get(phase))
+        return PhaseNow(phase, getattr(state, _DEADLINES[phase]) if phase in _DEADLINES else None)
 
-    def _deadlines(self, round_: int) -> dict[Phase, int]:
-        """The timed phases' deadlines of an opened round: fixed when it opens."""
-        if round_ not in self._deadline_cache:
+    def follow(self, known: int | None = None) -> tuple[int, PhaseNow]:
+        """The current round and its phase now (`synced`).
+
+        `known`: the current round at the previous look. A round only gives way to the next by
+        being finalized or closed, so while it is in another phase it is still the current one
+        and one call (its phase) does.
+        """
+        if known is not None:
+            now = self.synced(known)
+            if now.phase not in (Phase.FINALIZED, Phase.CLOSED):
+                return known, now
+        round_ = self.current_round()
+        return round_, self.synced(round_)
+
+    def opened_state(self, round_: int) -> RoundState:
+        """The state of `round_` as first read once it was open: for what is fixed at opening
+        (its opening time, deadlines and expected commits), without a call per look."""
+        state = self._opened.get(round_)
+        if state is None:
             state = self.state(round_)
-            self._deadline_cache[round_] = {phase: getattr(state, name) for phase, name in _DEADLINES.items()}
-        return self._deadline_cache[round_]
+            if state.opened_at:
+                self._opened[round_] = state
+        return state
 
     def _automine(self) -> bool:
         if self._automines is None:  # a node's mining mode does not change under a running service

@@ -124,12 +124,12 @@ class Trainer:
         outage = service_outage(log, self.poll_interval)
         head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
         head.start()
+        round_: int | None = None  # the current round at the previous look
         try:
             while not stop.is_set():
                 done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
                 try:
-                    round_ = self.rounds.current_round()
-                    now = self.rounds.synced(round_)
+                    round_, now = self.rounds.follow(round_)
                     if not done and now.phase == Phase.COMMIT and self._may_commit(round_):
                         self.train_and_commit(round_)
                     elif now.phase == Phase.REVEAL and round_ in self._sealed:
@@ -294,7 +294,7 @@ class Trainer:
                 self._warned_inactive = True
             return False
         self._warned_inactive = False
-        return since <= self.rounds.state(round_).opened_at
+        return since <= self.rounds.opened_state(round_).opened_at
 
     def _all_settled(self) -> bool:
         """Every committed round is finalized (and claimed) or closed."""
