@@ -102,6 +102,8 @@ class Trainer:
         self._stop = threading.Event()
         self._sealed: dict[int, SealedUpdate] = {}
         self._claims_checked_at: int | None = None  # the current round at the last claim pass
+        self._first_round: int | None = None  # the first round this run considered committing in
+        self._sent: set[int] = set()  # rounds whose commit this run tried to send
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
             if attack is not None
@@ -187,14 +189,14 @@ class Trainer:
         sealed = SealedUpdate(
             submission=submission, num_samples=result.num_samples, salt=secrets.token_bytes(32)
         )
-        # Re-check right before sending: a restarted trainer may have committed already.
-        if not self._may_commit(round_):
-            return False
         seal = seal_of(self.address, submission.digest, sealed.num_samples, sealed.salt)
+        self._sent.add(round_)
         try:
             tx = self.rounds.commit_update(self.account, round_, seal)
         except ContractRevertError as exc:
-            if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase"):
+            # Whatever changed while it trained (another run of this key committed, the window
+            # closed, a slash deactivated it) the contract says at the estimate: nothing is sent.
+            if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase", "TaskNotEligibleTrainer"):
                 log.warning("round %d: commit refused (%s)", round_, exc)
                 return False
             raise
@@ -278,8 +280,13 @@ class Trainer:
 
     def _may_commit(self, round_: int) -> bool:
         if round_ in self._sealed or round_ in self.stats.committed_rounds:
-            return False  # committed in this run; the chain is asked after a restart
-        if self.rounds.last_committed_round(self.address) == round_:
+            return False  # committed in this run
+        if self._first_round is None:
+            self._first_round = round_
+        # Only a round open before this run started, or one whose commit failed on the way
+        # (the transaction may still have landed), can hold a commit this run does not know of.
+        unsure = round_ == self._first_round or round_ in self._sent
+        if unsure and self.rounds.last_committed_round(self.address) == round_:
             if round_ not in self._sealed and round_ not in self.stats.committed_rounds:
                 log.warning("round %d: committed before a restart; the seal's opening is lost", round_)
                 self.stats.committed_rounds.append(round_)
