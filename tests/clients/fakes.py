@@ -44,7 +44,7 @@ class FakeHead:
     def start(self) -> None:
         pass
 
-    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+    def wait(self, timeout: float, stop: threading.Event | None = None, *, interest: object = None) -> bool:
         self.waits.append(timeout)
         return True
 

@@ -13,7 +13,7 @@ import pytest
 from web3 import Web3
 
 from fedledger.chain import rpc
-from fedledger.chain.head import ChainHead, seconds_until, websocket_url
+from fedledger.chain.head import ChainHead, LogBloom, seconds_until, websocket_url
 from fedledger.devnet import Devnet, running_devnet
 from fedledger.devnet.process import free_port
 
@@ -37,9 +37,11 @@ def mine_soon(w3: Web3, delay: float) -> threading.Thread:
     return thread
 
 
-def timed_wait(head: ChainHead, timeout: float, stop: threading.Event | None = None) -> tuple[bool, float]:
+def timed_wait(
+    head: ChainHead, timeout: float, stop: threading.Event | None = None, interest: LogBloom | None = None
+) -> tuple[bool, float]:
     started = time.monotonic()
-    moved = head.wait(timeout, stop)
+    moved = head.wait(timeout, stop, interest=interest)
     return moved, time.monotonic() - started
 
 
@@ -133,3 +135,53 @@ def test_dead_node__waits_the_timeout_without_raising() -> None:
         assert not head.subscribed
         moved, took = timed_wait(head, 0.5)
     assert not moved and 0.45 < took < 2.0
+
+
+# ---------------------------------------------------------------- waking only for some logs
+
+# A contract that logs its 32 bytes of calldata as the topic of one anonymous log (LOG1).
+LOGGER_RUNTIME = "6000356000600" + "0a100"
+LOGGER_INIT = "0x6009600c60003960096000f3" + LOGGER_RUNTIME
+TOPIC_A, TOPIC_B = b"\xaa" * 32, b"\xbb" * 32
+
+
+@pytest.fixture(scope="module")
+def logger(devnet: Devnet) -> str:
+    w3 = rpc.connect(devnet.url)
+    tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": LOGGER_INIT})
+    return str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
+
+
+def log_soon(w3: Web3, address: str, topic: bytes, delay: float) -> None:
+    other = rpc.connect(str(w3.provider.endpoint_uri))  # type: ignore[attr-defined]
+
+    def send() -> None:
+        other.eth.send_transaction({"from": other.eth.accounts[0], "to": address, "data": "0x" + topic.hex()})  # type: ignore[typeddict-item]
+
+    threading.Timer(delay, send).start()
+
+
+def test_log_bloom__agrees_with_the_blocks_bloom(w3: Web3, logger: str) -> None:
+    from eth_bloom import BloomFilter
+
+    tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": logger, "data": "0x" + TOPIC_A.hex()})  # type: ignore[typeddict-item]
+    block = w3.eth.get_block(w3.eth.wait_for_transaction_receipt(tx)["blockNumber"])
+    bloom = int.from_bytes(block["logsBloom"], "big")
+    assert bytes.fromhex(logger[2:]) in BloomFilter(bloom) and TOPIC_A in BloomFilter(bloom)
+    assert LogBloom(logger, [TOPIC_A]).may_contain(bloom)
+    assert LogBloom(logger, ["0x" + TOPIC_B.hex(), TOPIC_A]).may_contain(bloom)
+    assert not LogBloom(logger, [TOPIC_B]).may_contain(bloom)
+    assert not LogBloom("0x" + "12" * 20, [TOPIC_A]).may_contain(bloom)
+    assert not LogBloom(logger, [TOPIC_A]).may_contain(0) and LogBloom(logger, [TOPIC_A]).may_contain(None)
+
+
+def test_interest__blocks_without_such_logs_are_passed_over(w3: Web3, logger: str) -> None:
+    with ChainHead(w3) as head:
+        mine_soon(w3, 0.1)  # an empty block
+        log_soon(w3, logger, TOPIC_B, 0.3)  # a log of no interest
+        log_soon(w3, logger, TOPIC_A, 0.6)
+        moved, took = timed_wait(head, 5.0, interest=LogBloom(logger, [TOPIC_A]))
+        assert moved and 0.55 < took < 1.5
+        mine_soon(w3, 0.1)
+        moved, took = timed_wait(head, 0.6, interest=LogBloom(logger, [TOPIC_A]))
+        assert not moved and took >= 0.55

@@ -123,7 +123,7 @@ def test_aggregator_loop__survives_node_outages_and_recovers(caplog: pytest.LogC
     head = FakeHead()
     service = Aggregator(ledger=fake_ledger(), ipfs=FakeIpfs(), account=ACCOUNT, spec=model_spec(), head=head)  # type: ignore[arg-type]
     stop = RecordingStop()
-    service.rounds = SimpleNamespace(current_round=lambda: 0)  # type: ignore[assignment]
+    service.rounds = SimpleNamespace(current_round=lambda: 0, log_bloom=lambda events: None)  # type: ignore[assignment]
     service.step = flaky(OUTCOMES, stop)  # type: ignore[method-assign]
     caplog.set_level(logging.DEBUG, logger="fedledger.aggregator")
     service.run(stop=stop)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from eth_account import Account
 
+from fedledger.chain.params import Phase
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import model_spec
 from fedledger.learning.train import TrainConfig
@@ -86,3 +87,16 @@ def test_may_commit__inactive_or_activated_after_the_opening__no() -> None:
     runner = trainer(CommitRounds(active_since=0))
     assert not runner._may_commit(5) and not runner.deactivated
     assert not trainer(CommitRounds(active_since=200))._may_commit(5)  # the round opened at 105
+
+
+def test_interest__commits_while_sealed_then_the_rounds_end_then_anything() -> None:
+    runner = trainer(CommitRounds())
+    until_reveal, until_next = object(), object()
+    runner._until_reveal, runner._until_next_round = until_reveal, until_next  # type: ignore[assignment]
+    runner._sealed[5] = object()  # type: ignore[assignment]
+    assert runner._interest(5, Phase.COMMIT) is until_reveal
+    assert runner._interest(5, Phase.REVEAL) is None  # it reveals: nothing to wait for
+    del runner._sealed[5]
+    for phase in (Phase.REVEAL, Phase.AGGREGATION, Phase.STALE):
+        assert runner._interest(5, phase) is until_next
+    assert runner._interest(6, Phase.COMMIT) is None and runner._interest(0, Phase.INACTIVE) is None

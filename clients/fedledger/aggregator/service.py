@@ -23,7 +23,7 @@ from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
 from fedledger.chain.head import IDLE_WAIT, ChainHead, seconds_until
 from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
-from fedledger.chain.rounds import RejectionEntry, Rounds
+from fedledger.chain.rounds import PHASE_EVENTS, RejectionEntry, Rounds
 from fedledger.retry import service_outage
 from fedledger.storage.codec import max_file_size
 from fedledger.storage.ipfs import IpfsClient, IpfsError
@@ -88,6 +88,7 @@ class Aggregator:
         first_round: int | None = None
         head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
         head.start()
+        interest = self.rounds.log_bloom(PHASE_EVENTS)  # not claims, staking or governance
         try:
             while not stop.is_set():
                 # Each pass looks at the chain head: new events (commits closing the window early,
@@ -109,7 +110,7 @@ class Aggregator:
                 if self._following != seen and self._round_over():
                     continue  # the round just ended: look at the next one now, not at the next block
                 wait = seconds_until(self._phase_deadline, idle=IDLE_WAIT, overdue=self.poll_interval)
-                head.wait(wait, stop)
+                head.wait(wait, stop, interest=interest)
         finally:
             head.close()
         return self.stats

@@ -19,8 +19,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3Exception
 from websockets.exceptions import InvalidHandshake, WebSocketException
@@ -60,6 +62,43 @@ def seconds_until(deadline: int | None, *, idle: float, overdue: float) -> float
     return min(idle, left + 0.01) if left > 0 else min(idle, overdue)
 
 
+class LogBloom:
+    """Blocks that may hold a log of `address` with one of `topics` (event signature hashes),
+    told by the bloom filter in their header: never a false negative, rarely a false positive."""
+
+    def __init__(self, address: str, topics: Iterable[str | bytes]) -> None:
+        self.address_bits = _bloom_bits(bytes.fromhex(address.removeprefix("0x")))
+        self.topic_bits = tuple(
+            _bloom_bits(bytes.fromhex(t.removeprefix("0x")) if isinstance(t, str) else t) for t in topics
+        )
+
+    def may_contain(self, bloom: int | None) -> bool:
+        """Whether a block with this header bloom may hold such a log (None: unknown, so yes)."""
+        if bloom is None:
+            return True
+        if bloom & self.address_bits != self.address_bits:
+            return False
+        return any(bloom & bits == bits for bits in self.topic_bits)
+
+
+def _bloom_bits(item: bytes) -> int:
+    """The three bits an item sets in a 2048-bit log bloom (yellow paper, M3:2048)."""
+    digest = keccak(item)
+    bits = 0
+    for i in (0, 2, 4):
+        bits |= 1 << (((digest[i] << 8) | digest[i + 1]) & 2047)
+    return bits
+
+
+def _logs_bloom(message: str | bytes) -> int | None:
+    """The `logsBloom` of a `newHeads` notification, None if it has none."""
+    try:
+        bloom = json.loads(message)["params"]["result"]["logsBloom"]
+        return int(bloom, 16)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class ChainHead:
     """Wakes its owner when a block is mined (or a timeout passes). One per thread."""
 
@@ -86,13 +125,16 @@ class ChainHead:
         else:
             self._last_block = self._block_number()
 
-    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+    def wait(
+        self, timeout: float, stop: threading.Event | None = None, *, interest: LogBloom | None = None
+    ) -> bool:
         """True as soon as a block was mined since the previous wait returned (at once if one
-        already was), False after `timeout` seconds or once `stop` is set."""
+        already was), False after `timeout` seconds or once `stop` is set. With `interest`, a
+        block whose header shows none of those logs is passed over (subscribed only)."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             remaining = deadline - time.monotonic()
-            if self._moved(max(0.0, min(remaining, STOP_SLICE))):
+            if self._moved(max(0.0, min(remaining, STOP_SLICE)), interest):
                 return True
             if remaining <= 0 or (stop is not None and stop.is_set()):
                 return False
@@ -112,25 +154,28 @@ class ChainHead:
 
     # ---------------------------------------------------------------- one slice
 
-    def _moved(self, within: float) -> bool:
-        """Whether a block comes within `within` seconds (or came already)."""
+    def _moved(self, within: float, interest: LogBloom | None) -> bool:
+        """Whether a block (of `interest`) comes within `within` seconds (or came already)."""
         if self._socket is None and not self._subscribe():
             return self._polled(within)
         if self._moved_unseen:
             self._moved_unseen = False
             return True
         assert self._socket is not None
-        try:
-            self._socket.recv(timeout=within)
-        except TimeoutError:
-            return False
-        except (WebSocketException, OSError) as exc:
-            log.debug("block subscription lost (%s); polling until it is back", type(exc).__name__)
-            self.close()
-            self._retry_at = time.monotonic() + self._backoff.next_delay()
-            return self._polled(within)
-        self._drain()  # heads that piled up while the owner was busy: one wake for all
-        return True
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                message = self._socket.recv(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+            except (WebSocketException, OSError) as exc:
+                log.debug("block subscription lost (%s); polling until it is back", type(exc).__name__)
+                self.close()
+                self._retry_at = time.monotonic() + self._backoff.next_delay()
+                return self._polled(max(0.0, deadline - time.monotonic()))
+            if interest is None or interest.may_contain(_logs_bloom(message)):
+                self._drain()  # heads that piled up while the owner was busy: one wake for all
+                return True
 
     def _drain(self) -> None:
         assert self._socket is not None

@@ -21,6 +21,7 @@ from fedledger.aggregator.verification import Commit
 from fedledger.chain import rpc
 from fedledger.chain.batching import SignedCommitment
 from fedledger.chain.contracts import FedLedger, GlobalModel, RoundState
+from fedledger.chain.head import LogBloom
 from fedledger.chain.params import AggregationRule, Phase, RejectionReason
 from fedledger.chain.transactions import TxResult
 
@@ -28,6 +29,12 @@ from fedledger.chain.transactions import TxResult
 # aggregators; each rejection adds a slash (~35k). Unused gas is not charged.
 FINALIZE_GAS_BASE = 1_000_000
 FINALIZE_GAS_PER_REJECTION = 100_000
+
+# Events that can move a round on: what a service waiting for the next phase wakes for. Claims,
+# fee withdrawals, staking and governance are not among them.
+COMMIT_EVENTS = ("UpdateCommitted", "BatchCommitted")
+ROUND_END_EVENTS = ("RoundFinalized", "RoundClosed", "RoundOpened")
+PHASE_EVENTS = (*COMMIT_EVENTS, "UpdateRevealed", "AttestationSubmitted", *ROUND_END_EVENTS)
 
 # The deadline that ends each timed phase (a `RoundState` field).
 _DEADLINES = {
@@ -254,6 +261,10 @@ class Rounds:
         return self._automines
 
     # ---------------------------------------------------------------- events
+
+    def log_bloom(self, events: Sequence[str]) -> LogBloom:
+        """Blocks that may hold one of the task's `events` (by name), for `ChainHead.wait`."""
+        return LogBloom(str(self.task.address), [getattr(self.task.events, name).topic for name in events])
 
     def revealed(self, round_: int) -> list[Commit]:
         """Every revealed commitment (`UpdateRevealed`) of `round_`: what aggregators verify."""

@@ -30,9 +30,9 @@ from fedledger.arrays import Array
 from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
-from fedledger.chain.head import IDLE_WAIT, ChainHead, seconds_until
+from fedledger.chain.head import IDLE_WAIT, ChainHead, LogBloom, seconds_until
 from fedledger.chain.params import Phase
-from fedledger.chain.rounds import Opening, Rounds, seal_of
+from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.train import TrainConfig, train_local
@@ -104,6 +104,8 @@ class Trainer:
         self._claims_checked_at: int | None = None  # the current round at the last claim pass
         self._first_round: int | None = None  # the first round this run considered committing in
         self._sent: set[int] = set()  # rounds whose commit this run tried to send
+        self._until_reveal: LogBloom | None = None  # what wakes it, set by `run`
+        self._until_next_round: LogBloom | None = None
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
             if attack is not None
@@ -126,18 +128,21 @@ class Trainer:
         outage = service_outage(log, self.poll_interval)
         head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
         head.start()
+        self._until_reveal = self.rounds.log_bloom((*COMMIT_EVENTS, *ROUND_END_EVENTS))
+        self._until_next_round = self.rounds.log_bloom(ROUND_END_EVENTS)
         round_: int | None = None  # the current round at the previous look
         try:
             while not stop.is_set():
                 done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
                 try:
                     round_, now = self.rounds.follow(round_)
+                    acted = False
                     if not done and now.phase == Phase.COMMIT and self._may_commit(round_):
-                        self.train_and_commit(round_)
+                        acted = self.train_and_commit(round_)
                     elif now.phase == Phase.REVEAL and round_ in self._sealed:
-                        self.reveal(round_)
+                        acted = self.reveal(round_)
                     elif round_ not in self._sealed:  # never between a commit and its reveal
-                        self._claim_due(round_)
+                        acted = self._claim_due(round_)
                     finished = (done or self.deactivated) and self._all_settled()
                 except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
                     # Nothing was recorded on chain: the next pass tries again (with backoff).
@@ -150,7 +155,10 @@ class Trainer:
                             "no longer an active trainer (stake below the minimum after a slash); stopping"
                         )
                     break
-                head.wait(seconds_until(now.deadline, idle=IDLE_WAIT, overdue=self.poll_interval), stop)
+                if acted:
+                    continue  # its own transaction may have moved the round on: look again now
+                wait = seconds_until(now.deadline, idle=IDLE_WAIT, overdue=self.poll_interval)
+                head.wait(wait, stop, interest=self._interest(round_, now.phase))
         finally:
             head.close()
         return self.stats
@@ -272,11 +280,26 @@ class Trainer:
             log.info("round %d: claimed %d", round_, amount)
         return False
 
-    def _claim_due(self, round_: int) -> None:
-        """One claim per pass, so a phase change waits for one claim at most. Rewards become
-        claimable when a round finalizes: once none is left, look again in the next round."""
-        if self._claims_checked_at != round_ and not self.claim_rewards(limit=1, current_round=round_):
+    def _claim_due(self, round_: int) -> bool:
+        """One claim per pass, so a phase change waits for one claim at most; whether a round
+        was settled. Rewards become claimable when a round ends: once none is left, look again
+        in the next round."""
+        if self._claims_checked_at == round_:
+            return False
+        settled = len(self.stats.claimed)
+        if not self.claim_rewards(limit=1, current_round=round_):
             self._claims_checked_at = round_
+        return len(self.stats.claimed) > settled
+
+    def _interest(self, round_: int, phase: Phase) -> LogBloom | None:
+        """The blocks worth waking for: while its sealed update waits for the reveal phase,
+        commits (the last one closes the window); once the round needs nothing more from this
+        trainer, the round's end; otherwise every block."""
+        if round_ in self._sealed and phase == Phase.COMMIT:
+            return self._until_reveal
+        if round_ not in self._sealed and phase in (Phase.REVEAL, Phase.AGGREGATION, Phase.STALE):
+            return self._until_next_round
+        return None
 
     def _may_commit(self, round_: int) -> bool:
         if round_ in self._sealed or round_ in self.stats.committed_rounds:
