@@ -188,11 +188,13 @@ class Rounds:
 
     def last_committed_round(self, trainer: str) -> int | None:
         """The round of `trainer`'s latest commitment (either path), None if it never committed."""
-        committed, round_ = self.call(self.task.functions.lastCommittedRound(_checksum(trainer)))
+        committed, round_ = self.ledger.sender.view(
+            self.task.functions.lastCommittedRound(_checksum(trainer))
+        )
         return int(round_) if committed else None
 
     def attestation(self, round_: int, aggregator: str) -> bytes:
-        return bytes(self.call(self.task.functions.attestation(round_, _checksum(aggregator))))
+        return bytes(self.ledger.sender.view(self.task.functions.attestation(round_, _checksum(aggregator))))
 
     def rejection(self, round_: int, trainer: str) -> RejectionReason:
         return RejectionReason(self.call(self.task.functions.rejection(round_, _checksum(trainer))))
@@ -204,7 +206,7 @@ class Rounds:
         return int(self.call(self.task.functions.rewardOf(round_, num_samples)))
 
     def trainer_active_since(self, trainer: str) -> int:
-        return int(self.call(self.task.functions.trainerActiveSince(_checksum(trainer))))
+        return int(self.ledger.sender.view(self.task.functions.trainerActiveSince(_checksum(trainer))))
 
     def fees_of(self, aggregator: str) -> int:
         return int(self.call(self.task.functions.feesOf(_checksum(aggregator))))
