@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
 from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, Pinned
@@ -31,3 +32,21 @@ class FakeIpfs:
 
     def cat(self, cid: str, max_bytes: int, timeout: float | None = None) -> bytes:
         return self.fetch(cid, max_bytes)
+
+
+class FakeHead:
+    """A chain head where a block is always due: waits return at once, and are recorded."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.closed = False
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, timeout: float, stop: threading.Event | None = None, *, interest: object = None) -> bool:
+        self.waits.append(timeout)
+        return True
+
+    def close(self) -> None:
+        self.closed = True

@@ -14,6 +14,7 @@ from fedledger.aggregator.prefetch import PrefetchCache
 from fedledger.aggregator.service import Aggregator
 from fedledger.aggregator.verification import Commit
 from fedledger.chain.params import Phase
+from fedledger.chain.rounds import PhaseNow
 from fedledger.learning.model import model_spec
 from fedledger.storage.ipfs import ContentTooLargeError
 
@@ -39,8 +40,8 @@ class RevealRounds:
     def current_round(self) -> int:
         return 3
 
-    def synced_phase(self, round_: int) -> Phase:
-        return Phase.REVEAL
+    def synced(self, round_: int) -> PhaseNow:
+        return PhaseNow(Phase.REVEAL, None)
 
     def revealed(self, round_: int) -> list[Commit]:
         return self.reveals

@@ -365,7 +365,7 @@ class FakeRounds:
     def trainer_active_since(self, trainer: str) -> int:
         return 1
 
-    def state(self, round_: int) -> SimpleNamespace:
+    def opened_state(self, round_: int) -> SimpleNamespace:
         return SimpleNamespace(opened_at=1)
 
     def revealed(self, round_: int) -> list[Commit]:

@@ -7,10 +7,14 @@ deployments file, which proves it was let through.
 
 from __future__ import annotations
 
+import http.server
+import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
@@ -256,3 +260,41 @@ def test_strict_codec__empty_return_data__fails_even_with_ape_loaded() -> None:
     with pytest.raises(InsufficientDataBytes):
         rpc.strict_codec().decode(["uint256"], b"")
     assert rpc.strict_codec().decode(["uint256"], (7).to_bytes(32, "big")) == (7,)
+
+
+# ------------------------------------------------------------------ requests per call
+
+
+class CountingNode(http.server.BaseHTTPRequestHandler):
+    """A JSON-RPC node that knows its chain id and answers every call with empty data."""
+
+    methods: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.methods.append(request["method"])
+        result = "0x7a69" if request["method"] == "eth_chainId" else "0x"
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_connect__chain_id_asked_once_not_before_every_call() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), CountingNode)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        w3 = rpc.connect(f"http://127.0.0.1:{server.server_port}")
+        assert set(CountingNode.methods) == {"eth_chainId"}  # web3 itself asks twice on the first call
+        del CountingNode.methods[:]
+        for _ in range(3):
+            w3.eth.call({"to": "0x0000000000000000000000000000000000000004", "data": "0x12"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert CountingNode.methods == ["eth_call"] * 3

@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 from eth_account import Account
-from fakes import FakeIpfs
+from fakes import FakeHead, FakeIpfs
 
 from fedledger.aggregator.service import Aggregator
 from fedledger.chain.errors import RpcUnavailableError, TransactionFailedError
+from fedledger.chain.head import IDLE_WAIT
+from fedledger.chain.params import Phase
+from fedledger.chain.rounds import PhaseNow
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import model_spec
 from fedledger.learning.train import TrainConfig
@@ -97,9 +100,10 @@ OUTCOMES = [False] * 6 + [True] + [False] * 2 + [True]
 EXPECTED_BACKOFF = [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 2.0, 4.0]
 
 
-def check_loop(stop: RecordingStop, caplog: pytest.LogCaptureFixture, poll: float) -> None:
-    backoff = [w for w in stop.waits if w != poll]
-    assert backoff == EXPECTED_BACKOFF
+def check_loop(stop: RecordingStop, head: FakeHead, caplog: pytest.LogCaptureFixture) -> None:
+    # Failures back off on the stop event; each success waits for the next block instead.
+    assert stop.waits == EXPECTED_BACKOFF
+    assert head.waits == [IDLE_WAIT] * OUTCOMES.count(True) and head.closed
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert messages == [
         f"{DOWN}; retrying in 2.0 s, backing off up to 30 s",
@@ -116,13 +120,14 @@ def fake_ledger() -> Any:
 
 
 def test_aggregator_loop__survives_node_outages_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
-    service = Aggregator(ledger=fake_ledger(), ipfs=FakeIpfs(), account=ACCOUNT, spec=model_spec())  # type: ignore[arg-type]
+    head = FakeHead()
+    service = Aggregator(ledger=fake_ledger(), ipfs=FakeIpfs(), account=ACCOUNT, spec=model_spec(), head=head)  # type: ignore[arg-type]
     stop = RecordingStop()
-    service.rounds = SimpleNamespace(current_round=lambda: 0)  # type: ignore[assignment]
+    service.rounds = SimpleNamespace(current_round=lambda: 0, log_bloom=lambda events: None)  # type: ignore[assignment]
     service.step = flaky(OUTCOMES, stop)  # type: ignore[method-assign]
     caplog.set_level(logging.DEBUG, logger="fedledger.aggregator")
     service.run(stop=stop)
-    check_loop(stop, caplog, service.poll_interval)
+    check_loop(stop, head, caplog)
 
 
 class QuietRounds:
@@ -131,12 +136,16 @@ class QuietRounds:
     def __init__(self, current_round: Callable[[], int]) -> None:
         self.current_round = current_round
 
+    def follow(self, known: int | None = None) -> tuple[int, PhaseNow]:
+        return self.current_round(), PhaseNow(Phase.INACTIVE, None)
+
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args: None
 
 
 def test_trainer_loop__survives_node_outages_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
     data = Dataset(np.zeros((8, 1, 28, 28), dtype=np.float32), np.zeros(8, dtype=np.int64))
+    head = FakeHead()
     trainer = Trainer(
         ledger=fake_ledger(),
         ipfs=FakeIpfs(),  # type: ignore[arg-type]
@@ -144,11 +153,12 @@ def test_trainer_loop__survives_node_outages_and_recovers(caplog: pytest.LogCapt
         data=data,
         spec=model_spec(),
         train_config=TrainConfig(epochs=1, batch_size=8, seed=0),
+        head=head,  # type: ignore[arg-type]
     )
     stop = RecordingStop()
     trainer.rounds = QuietRounds(flaky(OUTCOMES, stop, result=0))  # type: ignore[assignment]
-    trainer.claim_rewards = lambda: None  # type: ignore[method-assign]
+    trainer.claim_rewards = lambda **_: False  # type: ignore[method-assign]
     caplog.set_level(logging.DEBUG, logger="fedledger.trainer")
     stats = trainer.run(stop=stop)
     assert stats.committed_rounds == []
-    check_loop(stop, caplog, trainer.poll_interval)
+    check_loop(stop, head, caplog)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger, StaleDeploymentError
-from fedledger.chain.errors import ContractRevertError
+from fedledger.chain.errors import ContractRevertError, MissingContractError
 from fedledger.chain.governance import Governance, GovernanceError
 from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, Role, TaskParameter, VoteType
 from fedledger.chain.proposals import parse_change
@@ -75,6 +75,31 @@ def test_revert__custom_error_named_with_arguments(ledger: FedLedger) -> None:
     assert str(excinfo.value) == (
         f"register TRAINER: RegistryAlreadyRegistered(account={trainer.address}, role=Role.TRAINER)"
     )
+
+
+def test_view__same_results_and_errors_as_call(ledger: FedLedger) -> None:
+    """The lean path for the views services read at every block."""
+    task, sender = ledger.task.functions, ledger.sender
+    trainer = devnet_accounts(2)[1].address
+    for function in (
+        task.currentRound(),
+        task.phase(0),
+        task.roundState(0),
+        task.roundConfig(0),
+        task.globalModel(),
+        task.trainerActiveSince(trainer),
+        task.lastCommittedRound(trainer),
+        task.attestation(0, trainer),
+        ledger.registry.functions.participant(trainer),  # a struct with an address-free tuple
+        ledger.governor.functions.timelock(),  # an address: checksummed like web3 does
+    ):
+        assert sender.view(function) == sender.call(function), function.fn_name
+    with pytest.raises(ContractRevertError) as refused:
+        sender.view(ledger.governor.functions.state(123))
+    assert refused.value.name == "GovernorNonexistentProposal" and "state: " in str(refused.value)
+    nowhere = ledger.w3.eth.contract(address="0x" + "12" * 20, abi=ledger.task.abi)
+    with pytest.raises(MissingContractError, match="no contract at 0x1212"):
+        sender.view(nowhere.functions.currentRound())
 
 
 def test_stale_deployment__clear_error(ledger: FedLedger) -> None:

@@ -25,8 +25,9 @@ from fedledger.aggregator.prefetch import PrefetchCache
 from fedledger.aggregator.round_result import RoundContext, RoundOutcome, compute_round
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
+from fedledger.chain.head import IDLE_WAIT, ChainHead, seconds_until
 from fedledger.chain.params import CLIP_NORM_UNIT, Phase, RejectionReason
-from fedledger.chain.rounds import RejectionEntry, Rounds
+from fedledger.chain.rounds import PHASE_EVENTS, RejectionEntry, Rounds
 from fedledger.retry import service_outage
 from fedledger.storage.codec import max_file_size
 from fedledger.storage.ipfs import IpfsClient, IpfsError
@@ -60,13 +61,16 @@ class Aggregator:
         spec: ModelSpec,
         poll_interval: float = 0.2,
         fetch_workers: int = 8,
+        head: ChainHead | None = None,
     ) -> None:
         self.ledger = ledger
         self.rounds = Rounds(ledger)
         self.ipfs = ipfs
         self.account = account
         self.spec = spec
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
+        self.head = head  # default: a subscription to this ledger's node, opened by `run`
+        self._phase_deadline: int | None = None  # when the phase `step` saw ends by time
         self.fetch_workers = fetch_workers
         self.stats = AggregatorStats()
         self._following: tuple[int, Phase] | None = None  # the round and phase last seen
@@ -85,27 +89,50 @@ class Aggregator:
         stop = stop or threading.Event()
         outage = service_outage(log, self.poll_interval)
         first_round: int | None = None
-        while not stop.is_set():
-            # Each poll looks at the chain head: new events (commits closing the window early,
-            # finalizations) and passing deadlines both show up as a change of phase.
-            try:
-                round_ = self.rounds.current_round()
-                first_round = round_ if first_round is None else first_round
-                if max_rounds is not None and round_ >= first_round + max_rounds:
-                    break
-                self.step(round_)
-            except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
-                # Nothing was recorded on chain: the next poll tries again (with backoff).
-                stop.wait(outage.failed(exc))
-            else:
+        head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
+        head.start()
+        interest = self.rounds.log_bloom(PHASE_EVENTS)  # not claims, staking or governance
+        try:
+            while not stop.is_set():
+                # Each pass looks at the chain head: new events (commits closing the window early,
+                # finalizations) come in blocks, passing deadlines end the wait by time; both
+                # show up as a change of phase.
+                self._phase_deadline = None
+                seen = self._following
+                try:
+                    round_ = self._current_round()
+                    first_round = round_ if first_round is None else first_round
+                    if max_rounds is not None and round_ >= first_round + max_rounds:
+                        break
+                    self.step(round_)
+                except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
+                    # Nothing was recorded on chain: the next pass tries again (with backoff).
+                    stop.wait(outage.failed(exc))
+                    continue
                 outage.succeeded()
-            stop.wait(self.poll_interval)
+                if self._following != seen and self._round_over():
+                    continue  # the round just ended: look at the next one now, not at the next block
+                wait = seconds_until(self._phase_deadline, idle=IDLE_WAIT, overdue=self.poll_interval)
+                head.wait(wait, stop, interest=interest)
+        finally:
+            head.close()
         return self.stats
+
+    def _current_round(self) -> int:
+        """The current round: the one `step` follows while it is open (a round only gives way
+        to the next by being finalized or closed), else asked of the task."""
+        if self._following is not None and not self._round_over():
+            return self._following[0]
+        return self.rounds.current_round()
+
+    def _round_over(self) -> bool:
+        return self._following is not None and self._following[1] in (Phase.FINALIZED, Phase.CLOSED)
 
     def step(self, round_: int | None = None) -> None:
         """Acts on the current round (`round_`, if just read) if it needs this aggregator."""
         round_ = self.rounds.current_round() if round_ is None else round_
-        phase = self.rounds.synced_phase(round_)
+        now = self.rounds.synced(round_)
+        phase, self._phase_deadline = now.phase, now.deadline
         if (round_, phase) != self._following:
             # One line per change: shows where a (re)started service picked the task up.
             self._following = (round_, phase)

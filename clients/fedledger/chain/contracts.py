@@ -132,14 +132,14 @@ class FedLedger:
         return int(self.sender.call(self.registry.functions.parameter(int(parameter))))
 
     def global_model(self) -> GlobalModel:
-        digest, version, cid = self.sender.call(self.task.functions.globalModel())
+        digest, version, cid = self.sender.view(self.task.functions.globalModel())
         return GlobalModel(digest=bytes(digest), version=int(version), cid=str(cid))
 
     def current_round(self) -> int:
-        return int(self.sender.call(self.task.functions.currentRound()))
+        return int(self.sender.view(self.task.functions.currentRound()))
 
     def phase(self, round_: int) -> Phase:
-        return Phase(self.sender.call(self.task.functions.phase(round_)))
+        return Phase(self.sender.view(self.task.functions.phase(round_)))
 
     def round_state(self, round_: int) -> RoundState:
         (
@@ -153,7 +153,7 @@ class FedLedger:
             reveals,
             cap,
             samples,
-        ) = self.sender.call(self.task.functions.roundState(round_))
+        ) = self.sender.view(self.task.functions.roundState(round_))
         return RoundState(
             opened_at=int(opened),
             commit_deadline=int(commit_end),

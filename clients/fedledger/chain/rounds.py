@@ -15,11 +15,13 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from fedledger.aggregator.verification import Commit
 from fedledger.chain import rpc
 from fedledger.chain.batching import SignedCommitment
 from fedledger.chain.contracts import FedLedger, GlobalModel, RoundState
+from fedledger.chain.head import LogBloom
 from fedledger.chain.params import AggregationRule, Phase, RejectionReason
 from fedledger.chain.transactions import TxResult
 
@@ -27,6 +29,12 @@ from fedledger.chain.transactions import TxResult
 # aggregators; each rejection adds a slash (~35k). Unused gas is not charged.
 FINALIZE_GAS_BASE = 1_000_000
 FINALIZE_GAS_PER_REJECTION = 100_000
+
+# Events that can move a round on: what a service waiting for the next phase wakes for. Claims,
+# fee withdrawals, staking and governance are not among them.
+COMMIT_EVENTS = ("UpdateCommitted", "BatchCommitted")
+ROUND_END_EVENTS = ("RoundFinalized", "RoundClosed", "RoundOpened")
+PHASE_EVENTS = (*COMMIT_EVENTS, "UpdateRevealed", "AttestationSubmitted", *ROUND_END_EVENTS)
 
 # The deadline that ends each timed phase (a `RoundState` field).
 _DEADLINES = {
@@ -50,6 +58,15 @@ class RoundConfig:
     aggregator_slash_bps: int
     aggregation_rule: AggregationRule
     clip_norm: int  # millionths; 0: no clipping
+
+
+@dataclass(frozen=True)
+class PhaseNow:
+    """A round's phase now, and the unix time at which it ends by time (None: only a
+    transaction ends it)."""
+
+    phase: Phase
+    deadline: int | None
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,8 @@ class Rounds:
         self.ledger = ledger
         self.task = ledger.task
         self.call = ledger.sender.call
+        self._opened: dict[int, RoundState] = {}  # round -> its state when first seen open
+        self._automines: bool | None = None
 
     # ---------------------------------------------------------------- reads
 
@@ -169,11 +188,13 @@ class Rounds:
 
     def last_committed_round(self, trainer: str) -> int | None:
         """The round of `trainer`'s latest commitment (either path), None if it never committed."""
-        committed, round_ = self.call(self.task.functions.lastCommittedRound(_checksum(trainer)))
+        committed, round_ = self.ledger.sender.view(
+            self.task.functions.lastCommittedRound(_checksum(trainer))
+        )
         return int(round_) if committed else None
 
     def attestation(self, round_: int, aggregator: str) -> bytes:
-        return bytes(self.call(self.task.functions.attestation(round_, _checksum(aggregator))))
+        return bytes(self.ledger.sender.view(self.task.functions.attestation(round_, _checksum(aggregator))))
 
     def rejection(self, round_: int, trainer: str) -> RejectionReason:
         return RejectionReason(self.call(self.task.functions.rejection(round_, _checksum(trainer))))
@@ -185,26 +206,67 @@ class Rounds:
         return int(self.call(self.task.functions.rewardOf(round_, num_samples)))
 
     def trainer_active_since(self, trainer: str) -> int:
-        return int(self.call(self.task.functions.trainerActiveSince(_checksum(trainer))))
+        return int(self.ledger.sender.view(self.task.functions.trainerActiveSince(_checksum(trainer))))
 
     def fees_of(self, aggregator: str) -> int:
         return int(self.call(self.task.functions.feesOf(_checksum(aggregator))))
 
     def synced_phase(self, round_: int) -> Phase:
-        """The round's phase at the current wall-clock time.
+        """The round's phase at the current wall-clock time (see `synced`)."""
+        return self.synced(round_).phase
+
+    def synced(self, round_: int) -> PhaseNow:
+        """The round's phase at the current wall-clock time, and when it ends by time.
 
         Views see the time of the latest block; on an automining Anvil no block comes while
         everyone waits, so when a deadline has passed on the wall clock, mine an empty block first.
+        Costs one call while no deadline has passed: the deadlines are read once per round.
         """
         phase = self.phase(round_)
-        if phase in _DEADLINES and rpc.automine(self.ledger.w3):
-            deadline = getattr(self.state(round_), _DEADLINES[phase])
-            if rpc.latest_timestamp(self.ledger.w3) < deadline <= _wall_clock():
-                rpc.mine(self.ledger.w3)
-                phase = self.phase(round_)
-        return phase
+        if phase not in _DEADLINES:
+            return PhaseNow(phase, None)
+        state = self.opened_state(round_)
+        deadline = getattr(state, _DEADLINES[phase])
+        w3 = self.ledger.w3
+        if deadline <= _wall_clock() and self._automine() and rpc.latest_timestamp(w3) < deadline:
+            rpc.mine(w3)
+            phase = self.phase(round_)
+        return PhaseNow(phase, getattr(state, _DEADLINES[phase]) if phase in _DEADLINES else None)
+
+    def follow(self, known: int | None = None) -> tuple[int, PhaseNow]:
+        """The current round and its phase now (`synced`).
+
+        `known`: the current round at the previous look. A round only gives way to the next by
+        being finalized or closed, so while it is in another phase it is still the current one
+        and one call (its phase) does.
+        """
+        if known is not None:
+            now = self.synced(known)
+            if now.phase not in (Phase.FINALIZED, Phase.CLOSED):
+                return known, now
+        round_ = self.current_round()
+        return round_, self.synced(round_)
+
+    def opened_state(self, round_: int) -> RoundState:
+        """The state of `round_` as first read once it was open: for what is fixed at opening
+        (its opening time, deadlines and expected commits), without a call per look."""
+        state = self._opened.get(round_)
+        if state is None:
+            state = self.state(round_)
+            if state.opened_at:
+                self._opened[round_] = state
+        return state
+
+    def _automine(self) -> bool:
+        if self._automines is None:  # a node's mining mode does not change under a running service
+            self._automines = rpc.automine(self.ledger.w3)
+        return self._automines
 
     # ---------------------------------------------------------------- events
+
+    def log_bloom(self, events: Sequence[str]) -> LogBloom:
+        """Blocks that may hold one of the task's `events` (by name), for `ChainHead.wait`."""
+        return LogBloom(str(self.task.address), [getattr(self.task.events, name).topic for name in events])
 
     def revealed(self, round_: int) -> list[Commit]:
         """Every revealed commitment (`UpdateRevealed`) of `round_`: what aggregators verify."""
@@ -337,6 +399,11 @@ class Rounds:
     def claim_reward(self, account: LocalAccount, round_: int, digest: bytes, num_samples: int) -> TxResult:
         function = self.task.functions.claimReward(round_, digest, num_samples)
         return self.ledger.sender.transact(account, function, label=f"claim reward round {round_}")
+
+    def claimed_amount(self, tx: TxResult) -> int:
+        """What a claim transaction paid, from its `RewardClaimed` event."""
+        events = self.task.events.RewardClaimed().process_receipt(tx.receipt, errors=DISCARD)
+        return sum(int(event["args"]["amount"]) for event in events)
 
     def withdraw_fees(self, account: LocalAccount) -> TxResult:
         return self.ledger.sender.transact(account, self.task.functions.withdrawFees(), label="withdraw fees")

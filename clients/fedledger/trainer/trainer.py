@@ -30,8 +30,9 @@ from fedledger.arrays import Array
 from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, TransactionFailedError
-from fedledger.chain.params import Phase, RejectionReason
-from fedledger.chain.rounds import Opening, Rounds, seal_of
+from fedledger.chain.head import IDLE_WAIT, ChainHead, LogBloom, seconds_until
+from fedledger.chain.params import Phase
+from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.train import TrainConfig, train_local
@@ -44,6 +45,9 @@ from fedledger.storage.schema import ModelSpec
 
 log = logging.getLogger("fedledger.trainer")
 
+# A claim refused for these reasons is final: the round pays this trainer nothing (rejected,
+# closed as stale, or paid already by an earlier run).
+UNPAID_REVERTS = ("TaskNoReward", "TaskUnexpectedPhase", "TaskRewardAlreadyClaimed")
 # How long it waits for one peer file (a peer may have committed a CID nobody serves).
 COPY_FETCH_TIMEOUT_SECONDS = 5.0
 
@@ -79,6 +83,7 @@ class Trainer:
         poll_interval: float = 0.2,
         progress: bool = False,
         attack: Attack | None = None,
+        head: ChainHead | None = None,
     ) -> None:
         self.ledger = ledger
         self.rounds = Rounds(ledger)
@@ -87,7 +92,8 @@ class Trainer:
         self.data = data
         self.spec = spec
         self.train_config = train_config
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
+        self.head = head  # default: a subscription to this ledger's node, opened by `run`
         self.progress = progress
         self.model = build_model()
         self.stats = TrainerStats()
@@ -96,6 +102,10 @@ class Trainer:
         self._stop = threading.Event()
         self._sealed: dict[int, SealedUpdate] = {}
         self._claims_checked_at: int | None = None  # the current round at the last claim pass
+        self._first_round: int | None = None  # the first round this run considered committing in
+        self._sent: set[int] = set()  # rounds whose commit this run tried to send
+        self._until_reveal: LogBloom | None = None  # what wakes it, set by `run`
+        self._until_next_round: LogBloom | None = None
         self.attack = (
             attack.bind(AttackContext(trainer=self.address, peer_update=self._peer_update))
             if attack is not None
@@ -107,37 +117,50 @@ class Trainer:
         return str(self.account.address)
 
     def run(self, *, max_rounds: int | None = None, stop: threading.Event | None = None) -> TrainerStats:
-        """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims."""
+        """Trains and commits in every round until `max_rounds` commits (or `stop`), then claims.
+
+        Between actions it sleeps until the next block (or the current phase's deadline):
+        every phase change but a deadline comes in a block, so it reacts within milliseconds
+        and reads nothing while nothing happens.
+        """
         stop = stop or threading.Event()
         self._stop = stop
         outage = service_outage(log, self.poll_interval)
-        while not stop.is_set():
-            done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
-            try:
-                round_ = self.rounds.current_round()
-                phase = self.rounds.synced_phase(round_)
-                if not done and phase == Phase.COMMIT and self._may_commit(round_):
-                    self.train_and_commit(round_)
-                elif phase == Phase.REVEAL and round_ in self._sealed:
-                    self.reveal(round_)
-                elif self._claims_checked_at != round_:
-                    # Off the critical path (the round needs nothing from this trainer now), and
-                    # only once per round: rewards become claimable when a round finalizes.
-                    self.claim_rewards()
-                    self._claims_checked_at = round_
-                finished = (done or self.deactivated) and self._all_settled()
-            except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
-                # Nothing was recorded on chain: the next poll tries again (with backoff).
-                stop.wait(outage.failed(exc))
-                continue
-            outage.succeeded()
-            if finished:
-                if self.deactivated:
-                    log.warning(
-                        "no longer an active trainer (stake below the minimum after a slash); stopping"
-                    )
-                break
-            stop.wait(self.poll_interval)
+        head = self.head or ChainHead(self.ledger.w3, poll_interval=self.poll_interval)
+        head.start()
+        self._until_reveal = self.rounds.log_bloom((*COMMIT_EVENTS, *ROUND_END_EVENTS))
+        self._until_next_round = self.rounds.log_bloom(ROUND_END_EVENTS)
+        round_: int | None = None  # the current round at the previous look
+        try:
+            while not stop.is_set():
+                done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
+                try:
+                    round_, now = self.rounds.follow(round_)
+                    acted = False
+                    if not done and now.phase == Phase.COMMIT and self._may_commit(round_):
+                        acted = self.train_and_commit(round_)
+                    elif now.phase == Phase.REVEAL and round_ in self._sealed:
+                        acted = self.reveal(round_)
+                    elif round_ not in self._sealed:  # never between a commit and its reveal
+                        acted = self._claim_due(round_)
+                    finished = (done or self.deactivated) and self._all_settled()
+                except (TransactionFailedError, RpcUnavailableError, IpfsError) as exc:
+                    # Nothing was recorded on chain: the next pass tries again (with backoff).
+                    stop.wait(outage.failed(exc))
+                    continue
+                outage.succeeded()
+                if finished:
+                    if self.deactivated:
+                        log.warning(
+                            "no longer an active trainer (stake below the minimum after a slash); stopping"
+                        )
+                    break
+                if acted:
+                    continue  # its own transaction may have moved the round on: look again now
+                wait = seconds_until(now.deadline, idle=IDLE_WAIT, overdue=self.poll_interval)
+                head.wait(wait, stop, interest=self._interest(round_, now.phase))
+        finally:
+            head.close()
         return self.stats
 
     def train_and_commit(self, round_: int) -> bool:
@@ -174,14 +197,14 @@ class Trainer:
         sealed = SealedUpdate(
             submission=submission, num_samples=result.num_samples, salt=secrets.token_bytes(32)
         )
-        # Re-check right before sending: a restarted trainer may have committed already.
-        if not self._may_commit(round_):
-            return False
         seal = seal_of(self.address, submission.digest, sealed.num_samples, sealed.salt)
+        self._sent.add(round_)
         try:
             tx = self.rounds.commit_update(self.account, round_, seal)
         except ContractRevertError as exc:
-            if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase"):
+            # Whatever changed while it trained (another run of this key committed, the window
+            # closed, a slash deactivated it) the contract says at the estimate: nothing is sent.
+            if exc.name in ("TaskAlreadyCommitted", "TaskUnexpectedPhase", "TaskNotEligibleTrainer"):
                 log.warning("round %d: commit refused (%s)", round_, exc)
                 return False
             raise
@@ -229,24 +252,64 @@ class Trainer:
         log.info("round %d: revealed %s (%d gas)", round_, cid, tx.gas_used)
         return True
 
-    def claim_rewards(self) -> None:
-        """Claims the reward of every finalized round where this trainer's update was accepted."""
-        for round_, commit in self.rounds.revealed_by(self.address).items():
-            if round_ in self.stats.claimed or self.rounds.phase(round_) != Phase.FINALIZED:
+    def claim_rewards(self, *, limit: int | None = None, current_round: int | None = None) -> bool:
+        """Claims the reward of every settled round where this trainer's update was accepted,
+        sending at most `limit` claims; returns whether a round is left to claim.
+
+        Rounds before the current one are settled for good (finalized, or closed as stale), so
+        nothing is asked first: the contract refuses a closed, rejected or already paid round
+        at the gas estimate, before anything is signed, and such a round counts as paid 0.
+        """
+        current = self.rounds.current_round() if current_round is None else current_round
+        sent = 0
+        for round_, commit in sorted(self.rounds.revealed_by(self.address).items()):
+            if round_ >= current or round_ in self.stats.claimed:
                 continue
-            if self.rounds.rejection(round_, self.address) != RejectionReason.NONE:
+            if limit is not None and sent >= limit:
+                return True
+            try:
+                tx = self.rounds.claim_reward(self.account, round_, commit.digest, commit.num_samples)
+            except ContractRevertError as exc:
+                if exc.name not in UNPAID_REVERTS:
+                    raise
                 self.stats.claimed[round_] = 0
                 continue
-            if self.rounds.reward_claimed(round_, self.address):
-                self.stats.claimed[round_] = 0
-                continue
-            amount = self.rounds.reward_of(round_, commit.num_samples)
-            self.rounds.claim_reward(self.account, round_, commit.digest, commit.num_samples)
+            amount = self.rounds.claimed_amount(tx)
             self.stats.claimed[round_] = amount
+            sent += 1
             log.info("round %d: claimed %d", round_, amount)
+        return False
+
+    def _claim_due(self, round_: int) -> bool:
+        """One claim per pass, so a phase change waits for one claim at most; whether a round
+        was settled. Rewards become claimable when a round ends: once none is left, look again
+        in the next round."""
+        if self._claims_checked_at == round_:
+            return False
+        settled = len(self.stats.claimed)
+        if not self.claim_rewards(limit=1, current_round=round_):
+            self._claims_checked_at = round_
+        return len(self.stats.claimed) > settled
+
+    def _interest(self, round_: int, phase: Phase) -> LogBloom | None:
+        """The blocks worth waking for: while its sealed update waits for the reveal phase,
+        commits (the last one closes the window); once the round needs nothing more from this
+        trainer, the round's end; otherwise every block."""
+        if round_ in self._sealed and phase == Phase.COMMIT:
+            return self._until_reveal
+        if round_ not in self._sealed and phase in (Phase.REVEAL, Phase.AGGREGATION, Phase.STALE):
+            return self._until_next_round
+        return None
 
     def _may_commit(self, round_: int) -> bool:
-        if self.rounds.last_committed_round(self.address) == round_:
+        if round_ in self._sealed or round_ in self.stats.committed_rounds:
+            return False  # committed in this run
+        if self._first_round is None:
+            self._first_round = round_
+        # Only a round open before this run started, or one whose commit failed on the way
+        # (the transaction may still have landed), can hold a commit this run does not know of.
+        unsure = round_ == self._first_round or round_ in self._sent
+        if unsure and self.rounds.last_committed_round(self.address) == round_:
             if round_ not in self._sealed and round_ not in self.stats.committed_rounds:
                 log.warning("round %d: committed before a restart; the seal's opening is lost", round_)
                 self.stats.committed_rounds.append(round_)
@@ -261,11 +324,13 @@ class Trainer:
                 self._warned_inactive = True
             return False
         self._warned_inactive = False
-        return since <= self.rounds.state(round_).opened_at
+        return since <= self.rounds.opened_state(round_).opened_at
 
     def _all_settled(self) -> bool:
         """Every committed round is finalized (and claimed) or closed."""
         for round_ in self.stats.committed_rounds:
+            if round_ in self.stats.claimed:
+                continue  # settled: paid, or refused for good
             phase = self.rounds.phase(round_)
             if phase == Phase.FINALIZED and round_ not in self.stats.claimed:
                 return False
