@@ -3,9 +3,10 @@
 Every change a round goes through (a commit, a reveal, an attestation, a finalization) arrives
 in a block, so a loop that re-reads the round once per block misses nothing. `ChainHead` holds
 a `newHeads` subscription over WebSocket (Anvil serves it on its HTTP port): a wait costs no
-RPC and ends within milliseconds of a block. Where the node offers no WebSocket it polls
-`eth_blockNumber` instead. Phases that end by time alone are the caller's business: it passes
-a timeout up to the deadline (`seconds_until`).
+RPC and ends within milliseconds of a block. A `LogBloom` passes over blocks that cannot hold
+the events the caller waits for (claims, say), by the bloom filter in each header. Where the
+node offers no WebSocket it polls `eth_blockNumber` instead. Phases that end by time alone are
+the caller's business: it passes a timeout up to the deadline (`seconds_until`).
 
 A wait never raises: a lost subscription is reopened with backoff (polling meanwhile) and a node
 that does not answer just makes the wait last its timeout; the service's own calls then report
