@@ -38,7 +38,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -51,6 +50,7 @@ from typing import Any, TypeVar
 
 import click
 from chainload.federation import setup_federation
+from chainload.rundir import run_directory
 from scale_trainers import RoundInputs, SealedUpdate, train_and_seal
 
 from fedledger.arrays import Array
@@ -104,16 +104,6 @@ class Aggregators:
 
     def peak_kib(self) -> list[int]:
         return [_status_kib(p.pid, "VmHWM") for p in self.processes]
-
-
-@contextmanager
-def run_directory(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="fedledger-scale-") as tmp:
-        yield Path(tmp)
 
 
 def deploy_options(ipfs: IpfsClient) -> tuple[list[str], dict[str, Any]]:
@@ -495,7 +485,7 @@ def _tail(path: Path, lines: int = 12) -> list[str]:
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="keep the run's files here")
 def main(out: Path, run_dir: Path | None, **options: int) -> None:
     started = time.perf_counter()
-    with run_directory(run_dir) as folder:
+    with run_directory(run_dir, "scale") as folder:
         document = run(ScaleConfig(**options), folder, lambda line: click.echo(line, err=True))
     document = {
         "benchmark": "scale",

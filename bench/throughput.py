@@ -57,10 +57,8 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +66,7 @@ import click
 from chainload.federation import APE_NETWORK, CHAIN_ID
 from chainload.harness import BATCH_SIZE, MAX_FEE_PER_GAS, POLL_SECONDS, PRIORITY_FEE, SENDER_THREADS
 from chainload.report import explanation, figures, scenario_report, signing_library
+from chainload.rundir import run_directory
 from chainload.scenario import Scenario, ScenarioResult, run_scenario
 from chainload.workloads import COMMITMENTS_PER_BATCH
 
@@ -221,16 +220,6 @@ def scenarios(quick: bool) -> list[Scenario]:
     ]
 
 
-@contextmanager
-def run_directory(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="fedledger-throughput-") as tmp:
-        yield Path(tmp)
-
-
 def report(
     results: dict[str, ScenarioResult],
     quick: bool,
@@ -292,7 +281,7 @@ def main(quick: bool, out: Path, run_dir: Path | None) -> None:
     started = time.perf_counter()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     results: dict[str, ScenarioResult] = {}
-    with run_directory(run_dir) as folder:
+    with run_directory(run_dir, "throughput") as folder:
         for scenario in scenarios(quick):
             results[scenario.name] = run_scenario(scenario, folder, lambda line: click.echo(line, err=True))
     document = report(results, quick, sys.argv[1:], time.perf_counter() - started, load_at_start)

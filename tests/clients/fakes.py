@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
 
 from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
+from fedledger.learning.data import Dataset
+from fedledger.learning.model import model_spec
+from fedledger.learning.train import TrainConfig
 from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, Pinned
+from fedledger.trainer.trainer import Trainer
 
 
 class FakeIpfs:
@@ -50,3 +58,21 @@ class FakeHead:
 
     def close(self) -> None:
         self.closed = True
+
+
+def offline_trainer(rounds: Any, account: Any) -> Trainer:
+    """A trainer with an empty shard whose chain reads and writes go to `rounds` (a fake)."""
+    ledger: Any = SimpleNamespace(
+        chain_id=31337, task=SimpleNamespace(address="0x" + "11" * 20), sender=SimpleNamespace(call=None)
+    )
+    data = Dataset(np.zeros((8, 1, 28, 28), dtype=np.float32), np.zeros(8, dtype=np.int64))
+    runner = Trainer(
+        ledger=ledger,
+        ipfs=None,  # type: ignore[arg-type]
+        account=account,
+        data=data,
+        spec=model_spec(),
+        train_config=TrainConfig(),
+    )
+    runner.rounds = rounds
+    return runner

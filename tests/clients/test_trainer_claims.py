@@ -6,15 +6,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 from eth_account import Account
+from fakes import offline_trainer
 
 from fedledger.aggregator.verification import Commit
 from fedledger.chain.errors import ContractRevertError
-from fedledger.learning.data import Dataset
-from fedledger.learning.model import model_spec
-from fedledger.learning.train import TrainConfig
 from fedledger.trainer.trainer import Trainer
 
 ACCOUNT = Account.from_key("0x" + "05" * 32)
@@ -49,20 +46,7 @@ class ClaimRounds:
 
 
 def trainer(rounds: ClaimRounds) -> Trainer:
-    ledger: Any = SimpleNamespace(
-        chain_id=31337, task=SimpleNamespace(address="0x" + "11" * 20), sender=SimpleNamespace(call=None)
-    )
-    data = Dataset(np.zeros((8, 1, 28, 28), dtype=np.float32), np.zeros(8, dtype=np.int64))
-    runner = Trainer(
-        ledger=ledger,
-        ipfs=None,
-        account=ACCOUNT,
-        data=data,
-        spec=model_spec(),
-        train_config=TrainConfig(),  # type: ignore[arg-type]
-    )
-    runner.rounds = rounds  # type: ignore[assignment]
-    return runner
+    return offline_trainer(rounds, ACCOUNT)
 
 
 def test_claims__settled_rounds_oldest_first__one_per_call_with_a_limit() -> None:

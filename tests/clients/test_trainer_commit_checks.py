@@ -7,13 +7,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 from eth_account import Account
+from fakes import offline_trainer
 
 from fedledger.chain.params import Phase
-from fedledger.learning.data import Dataset
-from fedledger.learning.model import model_spec
-from fedledger.learning.train import TrainConfig
 from fedledger.trainer.trainer import Trainer
 
 ACCOUNT = Account.from_key("0x" + "06" * 32)
@@ -37,20 +34,7 @@ class CommitRounds:
 
 
 def trainer(rounds: CommitRounds) -> Trainer:
-    ledger: Any = SimpleNamespace(
-        chain_id=31337, task=SimpleNamespace(address="0x" + "11" * 20), sender=SimpleNamespace(call=None)
-    )
-    data = Dataset(np.zeros((8, 1, 28, 28), dtype=np.float32), np.zeros(8, dtype=np.int64))
-    runner = Trainer(
-        ledger=ledger,
-        ipfs=None,
-        account=ACCOUNT,
-        data=data,
-        spec=model_spec(),
-        train_config=TrainConfig(),  # type: ignore[arg-type]
-    )
-    runner.rounds = rounds  # type: ignore[assignment]
-    return runner
+    return offline_trainer(rounds, ACCOUNT)
 
 
 def test_may_commit__commit_asked_in_the_first_round_only() -> None:

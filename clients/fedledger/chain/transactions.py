@@ -90,11 +90,14 @@ class TransactionSender:
         except BadFunctionCallOutput:
             if self.w3.eth.get_code(function.address):
                 raise
-            raise MissingContractError(
-                f"{label or function.fn_name}: no contract at {function.address} on chain {self.chain_id} "
-                "any more: the node lost its state (an Anvil restarted without it?); redeploy with "
-                "`fedledger deploy`"
-            ) from None
+            raise self._missing_contract(function, label) from None
+
+    def _missing_contract(self, function: ContractFunction, label: str) -> MissingContractError:
+        return MissingContractError(
+            f"{label or function.fn_name}: no contract at {function.address} on chain {self.chain_id} "
+            "any more: the node lost its state (an Anvil restarted without it?); redeploy with "
+            "`fedledger deploy`"
+        )
 
     def view(self, function: ContractFunction, *, label: str = "") -> Any:
         """`call` for the views services read at every block, at half the client's CPU: the
@@ -117,11 +120,7 @@ class TransactionSender:
         except DecodingError:
             if self.w3.eth.get_code(function.address):
                 raise
-            raise MissingContractError(
-                f"{label or function.fn_name}: no contract at {function.address} on chain {self.chain_id} "
-                "any more: the node lost its state (an Anvil restarted without it?); redeploy with "
-                "`fedledger deploy`"
-            ) from None
+            raise self._missing_contract(function, label) from None
         values = map_abi_data(BASE_RETURN_NORMALIZERS, output_types, decoded)
         return values[0] if len(values) == 1 else values
 
