@@ -31,7 +31,10 @@ test-contracts: compile
 test: setup lint compile
 	python tools/export_abi.py --check
 	python tools/slither_check.py
-	ape test tests --network $(NETWORK)
+	# Contract tests in their own session: after the client suite, ape's per-test chain
+	# snapshots stopped being restored partway through test_task.py (state leaked between tests).
+	ape test tests/contracts --network $(NETWORK)
+	ape test tests/clients tests/e2e --network $(NETWORK)
 
 gas: compile
 	FEDLEDGER_GAS_REPORT=1 ape test tests/contracts/test_gas.py --network $(NETWORK) -q
