@@ -153,7 +153,6 @@ class Relayer:
         per `batch_size` openings). Openings of commitments it never relayed are dropped."""
         report = RelayReport()
         by_batch: dict[int, list[tuple[Opening, list[bytes]]]] = {}
-        batches: dict[int, Batch] = {}
         for opening in openings:
             batch = self._batch_of.get((round_, opening.trainer.lower()))
             if batch is None:
@@ -165,7 +164,6 @@ class Relayer:
                 continue
             proof = merkle_proof(list(batch.leaves), batch.leaves.index(leaf))
             by_batch.setdefault(batch.index, []).append((opening, proof))
-            batches[batch.index] = batch
         work = [
             (index, chunk)
             for index, entries in sorted(by_batch.items())
