@@ -847,6 +847,18 @@ def aggregator_run(
     show_default=True,
     help="with --governance-only: the aggregation rule the proposal switches to",
 )
+@click.option("--dashboard", is_flag=True, help="serve the live dashboard during the demo and print its URL")
+@click.option(
+    "--dashboard-port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port"
+)
+@click.option(
+    "--dashboard-hold",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="with --dashboard: keep the devnet and the page up this long after the last round",
+)
 @click.pass_obj
 @friendly_errors
 def demo(
@@ -866,6 +878,9 @@ def demo(
     voting_period: int,
     governance_only: bool,
     rule: str,
+    dashboard: bool,
+    dashboard_port: int,
+    dashboard_hold: float,
 ) -> None:
     """Federated training end to end on a private Anvil and IPFS daemon, then stops them.
 
@@ -876,6 +891,9 @@ def demo(
     """
     if governance_only:
         from fedledger.demo import DemoOptions, run_demo
+
+        if dashboard:
+            raise click.UsageError("--dashboard runs with the training demo, not --governance-only")
 
         options = DemoOptions(
             project=obj.project,
@@ -905,6 +923,9 @@ def demo(
         switch_rule=AggregationRule[switch_rule.upper()] if switch_rule else None,
         switch_at=switch_at,
         voting_period=voting_period,
+        dashboard=dashboard,
+        dashboard_port=dashboard_port,
+        dashboard_hold=dashboard_hold,
     )
     if attackers >= trainers:
         raise click.UsageError(f"--attackers {attackers} leaves no honest trainer among {trainers}")
@@ -971,6 +992,94 @@ def audit_verify(
     click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))
     if not report.matches:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+@cli.command("dashboard")
+@click.option(
+    "--deployment",
+    "deployment_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="the deployments file (default: <deployments-dir>/<chain id>.json of the node's chain)",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="loopback address to listen on")
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: a free port")
+@click.option(
+    "--refresh",
+    type=click.FloatRange(min=0.2, max=3600),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="how often the chain is read (the page follows)",
+)
+@click.option(
+    "--accuracy/--no-accuracy",
+    default=True,
+    show_default=True,
+    help="evaluate each finalized global model on the held-out MNIST split (needs IPFS)",
+)
+@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the held-out split")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where evaluated accuracies are kept (default: <run-dir>/dashboard)",
+)
+@click.option("-v", "--verbose", is_flag=True, help="log each model evaluated and each read that fails")
+@_node_options
+@click.pass_obj
+@friendly_errors
+def dashboard(
+    obj: Context,
+    deployment_file: Path | None,
+    host: str,
+    port: int,
+    refresh: float,
+    accuracy: bool,
+    data_seed: int,
+    cache_dir: Path | None,
+    verbose: bool,
+    rpc_url: str | None,
+    ipfs_api: str | None,
+) -> None:
+    """Serves a live page of the federation on this machine: the round and its countdowns, the
+    rounds so far, held-out accuracy per round, participants, proposals and votes, parameters.
+
+    Reads any deployment: the running devnet's by default, or `--rpc-url` with `--deployment`.
+    """
+    from fedledger.chain.deployments import load_deployment, read_deployment
+    from fedledger.chain.rpc import connect
+    from fedledger.dashboard.service import DashboardOptions, run_dashboard
+
+    _service_logging(verbose)
+    url = obj.rpc_url(rpc_url)
+    if deployment_file is not None:
+        try:
+            deployment = read_deployment(deployment_file)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--deployment") from exc
+    else:
+        deployment = load_deployment(int(connect(url).eth.chain_id), obj.deployments_dir)
+    options = DashboardOptions(
+        rpc_url=url,
+        deployment=deployment,
+        ipfs_api=_ipfs_api_or_hint(obj, ipfs_api) if accuracy else None,
+        host=host,
+        port=port,
+        refresh_seconds=refresh,
+        data_seed=data_seed,
+        cache_dir=cache_dir if cache_dir is not None else obj.run_dir / "dashboard",
+    )
+    run_dashboard(options, echo=click.echo)
+
+
+def _ipfs_api_or_hint(obj: Context, explicit: str | None) -> str:
+    """`ipfs_api`, with a hint to turn the accuracy plot off when there is no IPFS."""
+    try:
+        return ipfs_api(obj, explicit)
+    except click.UsageError as exc:
+        raise click.UsageError(f"{exc.message}; or run with --no-accuracy (no accuracy plot)") from exc
 
 
 def main() -> None:

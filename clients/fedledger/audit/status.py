@@ -350,12 +350,13 @@ def _render_participants(people: Sequence[ParticipantSummary]) -> str:
 
 
 def _render_parameters(report: StatusReport) -> str:
-    task = ", ".join(f"{k}={_show_parameter(k, v)}" for k, v in report.task_parameters.items())
-    registry = ", ".join(f"{k}={_show_parameter(k, v)}" for k, v in report.registry_parameters.items())
+    task = ", ".join(f"{k}={show_parameter(k, v)}" for k, v in report.task_parameters.items())
+    registry = ", ".join(f"{k}={show_parameter(k, v)}" for k, v in report.registry_parameters.items())
     return f"task parameters: {task}\nregistry parameters: {registry}"
 
 
-def _show_parameter(name: str, value: int) -> str:
+def show_parameter(name: str, value: int) -> str:
+    """A parameter's value as people read it: rule names, FED amounts, percentages, seconds."""
     if name == TaskParameter.AGGREGATION_RULE.name and value in set(AggregationRule):
         return AggregationRule(value).name
     if name.endswith("_STAKE") or name in ("REWARD_PER_ROUND", "AGGREGATOR_FEE"):

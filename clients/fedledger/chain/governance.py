@@ -116,7 +116,7 @@ class Governance:
                 ) from exc
             raise
         for event in self.governor.events.ProposalCreated().process_receipt(result.receipt):
-            return _record(event)
+            return proposal_record(event)
         raise GovernanceError(f"propose {result.tx_hash} emitted no ProposalCreated event")
 
     def vote(self, account: LocalAccount, proposal_id: int, support: VoteType, reason: str = "") -> TxResult:
@@ -182,7 +182,7 @@ class Governance:
     def proposals(self) -> list[ProposalRecord]:
         """Every proposal created since the deployment, oldest first."""
         logs = self.governor.events.ProposalCreated().get_logs(from_block=self.ledger.deployment.block_number)
-        return [_record(log) for log in logs]
+        return [proposal_record(log) for log in logs]
 
     def find(self, proposal_id: int) -> ProposalRecord:
         for record in self.proposals():
@@ -226,7 +226,8 @@ def simulate_execution(
     return problems
 
 
-def _record(event: Any) -> ProposalRecord:
+def proposal_record(event: Any) -> ProposalRecord:
+    """A `ProposalCreated` event as a record."""
     args = event["args"]
     return ProposalRecord(
         proposal_id=int(args["proposalId"]),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -37,12 +36,13 @@ from torch import nn
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
-from fedledger.chain.deployments import Deployment
+from fedledger.chain.deployments import Deployment, deployment_path
 from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, Role, TaskParameter
 from fedledger.chain.proposals import ParameterChange
 from fedledger.chain.rounds import Finalization, Rounds
 from fedledger.chain.rpc import connect
 from fedledger.chain.values import format_token
+from fedledger.demo.dashboard import dashboard_process, hold
 from fedledger.demo.run import DemoLog, GovernanceOutcome, govern, register_all, show_deployment
 from fedledger.devnet import PROFILES, running_devnet
 from fedledger.devnet import ipfs as ipfs_daemon
@@ -51,14 +51,13 @@ from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.shards import held_out
 from fedledger.learning.train import evaluate
+from fedledger.priority import lower_thread_priority
 from fedledger.storage.codec import encode
 from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.models import fetch_model, global_model_binding
 from fedledger.storage.schema import ModelSpec
 
-# The demo's own bookkeeping thread yields to the federation's processes on shared cores.
-BACKGROUND_NICE = 10
 DEPLOYER_ACCOUNT = "TEST::0"  # ape's first test account = Anvil's account 0
 LOCAL_CHAIN_ID = 31337
 
@@ -89,6 +88,9 @@ class FederatedOptions:
     switch_rule: AggregationRule | None = None
     switch_at: int = 2
     round_timeout: float = 300.0
+    dashboard: bool = False  # serve `fedledger dashboard` on the demo's devnet
+    dashboard_port: int = 0  # 0: a free port
+    dashboard_hold: float = 0.0  # seconds to keep everything up after the last round
 
 
 @dataclass(kw_only=True)
@@ -137,6 +139,7 @@ class FederatedSummary:
     anvil_stopped: bool = False
     ipfs_stopped: bool = False
     seconds: float = 0.0
+    dashboard_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -155,9 +158,12 @@ def run_federated_demo(options: FederatedOptions, *, echo: Callable[[str], None]
         with (
             running_devnet(PROFILES["local"], run_dir=options.run_dir, accounts=max(10, accounts)) as devnet,
             ipfs_daemon.running_ipfs(run_dir=options.run_dir) as daemon,
+            contextlib.ExitStack() as helpers,  # closed first: the dashboard stops before its node
         ):
             log.info(f"anvil {devnet.url} (pid {devnet.pid}); ipfs {daemon.api_url} (pid {daemon.state.pid})")
-            _run(options, devnet.url, daemon.api_url, log, summary)
+            _run(options, devnet.url, daemon.api_url, log, summary, helpers)
+            if summary.dashboard_url and options.dashboard_hold > 0:
+                hold(summary.dashboard_url, options.dashboard_hold, log)
     finally:
         summary.anvil_stopped = devnet is not None and not devnet.is_running()
         summary.ipfs_stopped = daemon is not None and not daemon.is_running()
@@ -175,7 +181,12 @@ def run_federated_demo(options: FederatedOptions, *, echo: Callable[[str], None]
 
 
 def _run(
-    options: FederatedOptions, rpc_url: str, ipfs_url: str, log: DemoLog, summary: FederatedSummary
+    options: FederatedOptions,
+    rpc_url: str,
+    ipfs_url: str,
+    log: DemoLog,
+    summary: FederatedSummary,
+    helpers: contextlib.ExitStack,
 ) -> None:
     ipfs = IpfsClient(ipfs_url)
     spec = model_spec()
@@ -200,6 +211,19 @@ def _run(
     )
     show_deployment(deployment, log)
     summary.chain_id, summary.addresses = deployment.chain_id, dict(deployment.addresses)
+    if options.dashboard:
+        summary.dashboard_url = helpers.enter_context(
+            dashboard_process(
+                project=options.project,
+                run_dir=options.run_dir,
+                deployment_file=deployment_path(deployment.chain_id, options.run_dir / "deployments"),
+                rpc_url=rpc_url,
+                ipfs_url=ipfs_url,
+                port=options.dashboard_port,
+                data_seed=options.data_seed,
+                log=log,
+            )
+        )
     ledger = FedLedger(connect(rpc_url), deployment)
     rounds = Rounds(ledger)
 
@@ -550,19 +574,11 @@ class RowWorker:
     def _thread_state(self) -> tuple[Rounds, IpfsClient, nn.Module]:
         """This thread's own clients (web3 and requests sessions are not shared between threads)."""
         if self._local is None:
-            _lower_thread_priority()
+            lower_thread_priority()
             torch.set_num_threads(1)  # the only torch work left in this process
             ledger = FedLedger(connect(self.w3_url), self.deployment, check_code=False)
             self._local = (Rounds(ledger), IpfsClient(self.ipfs_url), build_model())
         return self._local
-
-
-def _lower_thread_priority() -> None:
-    """Nice +10 for the calling thread only (Linux has per-thread nice values; elsewhere the
-    call would renice the whole process, so it is skipped)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _row(

@@ -1,0 +1,101 @@
+"""`fedledger dashboard`: connect to a deployment, read it in the background, serve the page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedledger.chain.contracts import FedLedger
+from fedledger.chain.deployments import Deployment
+from fedledger.chain.rpc import connect, display_url
+from fedledger.dashboard.accuracy import AccuracyBook
+from fedledger.dashboard.app import create_app
+from fedledger.dashboard.refresher import Refresher
+from fedledger.dashboard.server import DashboardError, loopback_socket, serve
+from fedledger.dashboard.snapshot import FederationView
+
+LOG = logging.getLogger("fedledger.dashboard")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardOptions:
+    rpc_url: str
+    deployment: Deployment
+    ipfs_api: str | None  # None: no accuracy plot
+    host: str = "127.0.0.1"
+    port: int = 8050
+    refresh_seconds: float = 2.0
+    data_seed: int = 0
+    cache_dir: Path | None = None  # where evaluated accuracies are kept between runs
+
+
+def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = print) -> None:
+    """Serves the dashboard until SIGINT or SIGTERM. Fails before serving if the node does not
+    answer, is another chain than the deployments file's, or has no contracts at its addresses."""
+    deployment = options.deployment
+    w3 = connect(options.rpc_url)
+    if int(w3.eth.chain_id) != deployment.chain_id:
+        raise DashboardError(
+            f"the deployments file is for chain {deployment.chain_id}, but {display_url(options.rpc_url)} "
+            f"is chain {w3.eth.chain_id}"
+        )
+    FedLedger(w3, deployment, url=options.rpc_url)  # checks that the contracts are there
+    sock = loopback_socket(options.host, options.port)
+    accuracy = _accuracy_book(options)
+
+    def make_view() -> FederationView:
+        # Built in the refresher's thread, with its own node session.
+        ledger = FedLedger(connect(options.rpc_url), deployment, url=options.rpc_url)
+        return FederationView(ledger, accuracy)
+
+    about = {
+        "node": display_url(options.rpc_url),
+        "evaluator": f"the held-out MNIST digits (split seed {options.data_seed})" if accuracy else None,
+    }
+    refresher = Refresher(make_view, interval=options.refresh_seconds, about=about)
+    refresher.refresh_once()  # the page has data from its first load
+    refresher.start()
+    try:
+        serve(
+            create_app(refresher),
+            sock,
+            on_ready=lambda url: echo(
+                f"fedledger dashboard: {url} (chain {deployment.chain_id}, task "
+                f"{deployment.address('FederatedTask')}, node {about['node']}); Ctrl-C stops it"
+            ),
+        )
+    finally:
+        refresher.stop()
+        if accuracy is not None:
+            accuracy.close()
+
+
+def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
+    if options.ipfs_api is None:
+        return None
+    from fedledger.audit.status import mnist_evaluator
+    from fedledger.learning.model import model_spec
+    from fedledger.storage.digests import to_hex
+    from fedledger.storage.ipfs import IpfsClient
+
+    deployment, spec = options.deployment, model_spec()
+    task = deployment.address("FederatedTask")
+    expected = deployment.parameters.get("model_spec_hash")
+    if expected is not None and str(expected).lower() != to_hex(spec.hash()).lower():
+        LOG.warning("the task's model is not %s (spec hash %s): accuracy is off", spec.name, expected)
+        return None
+    cache = None
+    if options.cache_dir is not None:
+        cache = (
+            options.cache_dir / f"accuracy-{deployment.chain_id}-{task.lower()}-seed{options.data_seed}.json"
+        )
+    return AccuracyBook(
+        IpfsClient(options.ipfs_api),
+        chain_id=deployment.chain_id,
+        task=task,
+        spec=spec,
+        load_evaluator=lambda: mnist_evaluator(options.data_seed),
+        cache_file=cache,
+    )
