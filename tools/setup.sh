@@ -34,6 +34,19 @@ if ! stamp_ok npm "$npm_hash" || [ ! -d node_modules ]; then
   stamp_set npm "$npm_hash"
 fi
 
+# The dashboard's browser tests drive Debian's Chromium through its chromedriver (a test tool's
+# own browser download does not work offline).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium and chromium-driver (apt) for the dashboard's browser tests"
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }
+    apt_install || { apt-get update -q >/dev/null && apt_install; }
+  else
+    echo "setup: warning: chromium and chromedriver are missing; the dashboard's browser tests need them" \
+      "(as root: apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+
 # ape-solidity and py-solc-x look for executables named solc-v<version> in SOLCX_BINARY_PATH.
 mkdir -p .solcx
 cat > ".solcx/solc-v$SOLC_VERSION" <<WRAPPER

@@ -18,6 +18,8 @@ class DashboardError(FedledgerError):
 
 def loopback_socket(host: str, port: int) -> socket.socket:
     """A listening socket on `host`:`port` (0: a free port); only loopback addresses are allowed."""
+    if host == "localhost":
+        host = "127.0.0.1"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -35,15 +35,13 @@ def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = pr
     """Serves the dashboard until SIGINT or SIGTERM. Fails before serving if the node does not
     answer, is another chain than the deployments file's, or has no contracts at its addresses."""
     deployment = options.deployment
-    w3 = connect(options.rpc_url)
-    if int(w3.eth.chain_id) != deployment.chain_id:
-        raise DashboardError(
-            f"the deployments file is for chain {deployment.chain_id}, but {display_url(options.rpc_url)} "
-            f"is chain {w3.eth.chain_id}"
-        )
-    FedLedger(w3, deployment, url=options.rpc_url)  # checks that the contracts are there
     sock = loopback_socket(options.host, options.port)
-    accuracy = _accuracy_book(options)
+    try:
+        _check_deployment(options)
+        accuracy = _accuracy_book(options)
+    except BaseException:
+        sock.close()
+        raise
 
     def make_view() -> FederationView:
         # Built in the refresher's thread, with its own node session.
@@ -70,6 +68,18 @@ def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = pr
         refresher.stop()
         if accuracy is not None:
             accuracy.close()
+
+
+def _check_deployment(options: DashboardOptions) -> None:
+    """The node answers, is the deployments file's chain, and has the contracts."""
+    deployment = options.deployment
+    w3 = connect(options.rpc_url)
+    if int(w3.eth.chain_id) != deployment.chain_id:
+        raise DashboardError(
+            f"the deployments file is for chain {deployment.chain_id}, but {display_url(options.rpc_url)} "
+            f"is chain {w3.eth.chain_id}"
+        )
+    FedLedger(w3, deployment, url=options.rpc_url)  # raises if a contract has no code there
 
 
 def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
