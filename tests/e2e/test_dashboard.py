@@ -149,7 +149,9 @@ def test_dashboard__during_the_demo__shows_rounds_accuracy_proposals_and_paramet
         ) as demo,
         headless_chromium(tmp_path / "profile") as browser,
     ):
-        url = wait_until(lambda: demo.find(URL_LINE), timeout=120, what="the dashboard URL", check=demo.alive)[1]
+        url = wait_until(
+            lambda: demo.find(URL_LINE), timeout=120, what="the dashboard URL", check=demo.alive
+        )[1]
         browser.get(url)
         assert browser.title == "fedledger dashboard"
 
@@ -164,13 +166,17 @@ def test_dashboard__during_the_demo__shows_rounds_accuracy_proposals_and_paramet
         assert "stays up" not in demo.text  # the demo is still running its rounds
 
         # After the last round (the demo holds the devnet up): everything is on the page.
-        wait_until(lambda: "stays up" in demo.text, timeout=240, what="the demo's last round", check=demo.alive)
+        wait_until(
+            lambda: "stays up" in demo.text, timeout=240, what="the demo's last round", check=demo.alive
+        )
         state = wait_until(
-            lambda: (s := page_state(browser))
-            and len(finalized(s)) == ROUNDS
-            and len(s["accuracy"][0]["y"]) == ROUNDS
-            and all(p["state"] == "Executed" for p in s["proposals"])
-            and s,
+            lambda: (
+                (s := page_state(browser))
+                and len(finalized(s)) == ROUNDS
+                and len(s["accuracy"][0]["y"]) == ROUNDS
+                and all(p["state"] == "Executed" for p in s["proposals"])
+                and s
+            ),
             timeout=60,
             what="every round evaluated and both proposals executed on the page",
         )
@@ -181,9 +187,7 @@ def test_dashboard__during_the_demo__shows_rounds_accuracy_proposals_and_paramet
         assert "ends in" in state["countdown"] or "ended" in state["countdown"]
 
         # The accuracy series is plotted, and it is the demo's own evaluation of the same models.
-        demo_accuracy = {
-            int(m[1]): float(m[4]) for line in demo.lines if (m := DEMO_ROW.match(line))
-        }
+        demo_accuracy = {int(m[1]): float(m[4]) for line in demo.lines if (m := DEMO_ROW.match(line))}
         series = state["accuracy"][0]
         assert series["name"] == "global model" and series["x"] == list(range(ROUNDS))
         assert [round(y, 4) for y in series["y"]] == [demo_accuracy[r] for r in range(ROUNDS)]
@@ -270,7 +274,9 @@ def test_dashboard__node_dies__page_keeps_the_last_data_and_says_so(tmp_path: Pa
             state = wait_until(
                 lambda: (s := page_state(browser))["banner"] and s, timeout=30, what="the error banner"
             )
-            assert "Cannot read the chain" in state["banner"] and "Showing what was read at" in state["banner"]
+            assert (
+                "Cannot read the chain" in state["banner"] and "Showing what was read at" in state["banner"]
+            )
             assert state["parameters"]["COMMIT_WINDOW"] == "120s"  # the last data stays
             health = requests.get(url + "healthz", timeout=5)
             assert health.status_code == 503

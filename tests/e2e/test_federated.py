@@ -10,16 +10,26 @@ import pytest
 import torch
 
 from fedledger.attacks import DigestMismatch
+from fedledger.audit.status import federation_status, mnist_evaluator
 from fedledger.audit.verify import verify_round
 from fedledger.chain.params import TOKEN, Phase, RejectionReason
 from fedledger.chain.rounds import Rounds
+from fedledger.dashboard.accuracy import AccuracyBook
+from fedledger.dashboard.snapshot import FederationView
 from fedledger.learning.model import build_model, model_spec, set_weights
 from fedledger.learning.shards import held_out
 from fedledger.learning.train import evaluate
 from fedledger.storage.digests import sha256
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.models import fetch_model, global_model_binding
-from tests.e2e.federation import Federation, aggregator_loop, run_all, running_federation, trainer_loop
+from tests.e2e.federation import (
+    Federation,
+    aggregator_loop,
+    run_all,
+    running_federation,
+    trainer_loop,
+    wait_until,
+)
 
 ROUNDS = 2
 TRAINERS = 3
@@ -109,3 +119,63 @@ def test_honest_trainers_claimed_their_rewards(federation: Federation, rounds: R
             assert rounds.reward_claimed(round_, trainer)
     # Two honest trainers with equal shards split each round's 100 FED reward.
     assert rounds.ledger.balance_of(honest[0]) == ROUNDS * 50 * 10**18
+
+
+def test_dashboard_view__agrees_with_the_audit_and_evaluates_every_model(
+    federation: Federation, rounds: Rounds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fedledger.dashboard.events.BLOCKS_PER_REQUEST", 7)  # many log requests
+    ledger, ipfs, spec = federation.ledger(), IpfsClient(federation.ipfs_url), model_spec()
+    book = AccuracyBook(
+        ipfs,
+        chain_id=31337,
+        task=str(ledger.task.address),
+        spec=spec,
+        load_evaluator=lambda: mnist_evaluator(0),
+        cache_file=None,
+    )
+    view = FederationView(ledger, book)
+    try:
+        view.refresh()
+        snapshot = wait_until(
+            lambda: (
+                (s := view.refresh())
+                and s.initial_accuracy is not None
+                and all(r.accuracy is not None for r in s.rounds[:ROUNDS])
+                and s
+            ),
+            timeout=120,
+            what="the dashboard's accuracy of every model",
+        )
+    finally:
+        book.close()
+    audit = federation_status(ledger, evaluate_accuracy=mnist_evaluator(0), ipfs=ipfs, spec=spec)
+
+    finalized = [r for r in snapshot.rounds if r.outcome == "finalized"]
+    assert [(r.round, r.accepted, r.rejected, r.accuracy, r.model_digest) for r in finalized] == [
+        (s.round, s.accepted, s.rejected, s.accuracy, s.model_digest) for s in audit.rounds
+    ]
+    assert snapshot.initial_accuracy == pytest.approx(federation.initial_accuracy)
+    liar = federation.trainers[-1].address
+    assert finalized[0].rejections == {liar: "DIGEST_MISMATCH"}
+    assert (
+        snapshot.totals.finalized == ROUNDS and snapshot.totals.rejected == 1 and snapshot.totals.stale == 0
+    )
+    assert snapshot.current_round.number == audit.current_round.number
+    assert snapshot.current_round.phase == audit.current_round.phase
+
+    assert [
+        (p.address, p.role, p.active, int(p.stake.raw), int(p.slashed.raw)) for p in snapshot.participants
+    ] == [(p.address, p.role, p.active, p.stake, p.slashed) for p in audit.participants]
+    rewards = {p.address: p.rewards_claimed or p.fees_credited for p in audit.participants}
+    assert {p.address: int(p.rewards.raw) for p in snapshot.participants} == rewards
+    by_address = {p.address: p for p in snapshot.participants}
+    assert by_address[liar].slashes == 1 and by_address[liar].rejected == 1 and by_address[liar].updates == 1
+    parameters = {p.name: int(p.value) for p in snapshot.parameters}
+    assert parameters == {**audit.task_parameters, **audit.registry_parameters}
+
+    # Read again with nothing new: no event is counted twice.
+    again = view.refresh()
+    assert [(r.round, r.commits, r.reveals) for r in again.rounds] == [
+        (r.round, r.commits, r.reveals) for r in snapshot.rounds
+    ]
