@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint slither test test-contracts gas demo clean robustness bench throughput
+.PHONY: setup compile abi lint slither test test-contracts gas demo dashboard-screenshot clean robustness bench throughput
 
 setup:
 	@tools/setup.sh
@@ -42,6 +42,9 @@ gas: compile
 
 demo: compile
 	fedledger demo $(ARGS)
+
+dashboard-screenshot: compile
+	tools/dashboard_screenshot.sh
 
 clean:
 	rm -rf .build .ape-data .run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedledger.chain.params import TOKEN, AggregationRule
-from fedledger.chain.values import UINT256_MAX, format_token, parse_bytes32, parse_uint
+from fedledger.chain.values import UINT256_MAX, format_token, format_token_rounded, parse_bytes32, parse_uint
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,12 @@ def test_format_token() -> None:
     assert format_token(1_500 * TOKEN) == "1,500 FED"
     assert format_token(TOKEN + TOKEN // 4) == "1.25 FED"
     assert format_token(1) == "0.000000000000000001 FED"
+
+
+def test_format_token_rounded() -> None:
+    assert format_token_rounded(1_500 * TOKEN) == "1,500 FED"
+    assert format_token_rounded(900 * TOKEN // 7) == "128.5714 FED"
+    assert format_token_rounded(TOKEN + TOKEN // 4) == "1.25 FED"
+    assert format_token_rounded(18_750_000_000_000_000) == "0.0188 FED"
+    assert format_token_rounded(1) == "0 FED"
+    assert format_token_rounded(1, places=18) == "0.000000000000000001 FED"

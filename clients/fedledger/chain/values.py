@@ -85,3 +85,10 @@ def format_token(amount: int) -> str:
     if frac == 0:
         return f"{whole:,} FED"
     return f"{whole:,}.{str(frac).rjust(18, '0').rstrip('0')} FED"
+
+
+def format_token_rounded(amount: int, places: int = 4) -> str:
+    """`amount` as FED rounded to `places` decimals, for tables: 128571428571428571426 -> '128.5714 FED'."""
+    rounded = (Decimal(amount) / TOKEN).quantize(Decimal(1).scaleb(-places))
+    text = f"{rounded:,.{places}f}".rstrip("0").rstrip(".")
+    return f"{text} FED"

@@ -29,7 +29,7 @@ from fedledger.chain.params import (
 )
 from fedledger.chain.proposals import state_name
 from fedledger.chain.rounds import Rounds
-from fedledger.chain.values import format_token
+from fedledger.chain.values import format_token_rounded
 from fedledger.dashboard.accuracy import AccuracyBook, ModelRef
 from fedledger.dashboard.events import EventLog
 from fedledger.storage.digests import to_hex
@@ -53,12 +53,12 @@ class ChainWentBackError(RuntimeError):
 
 @dataclass(frozen=True, kw_only=True)
 class Amount:
-    raw: str  # smallest unit, decimal
-    shown: str  # "1,500.5 FED"
+    raw: str  # smallest unit, decimal: exact
+    shown: str  # "1,500.5 FED", rounded to 4 decimals
 
     @classmethod
     def of(cls, value: int) -> Amount:
-        return cls(raw=str(value), shown=format_token(value))
+        return cls(raw=str(value), shown=format_token_rounded(value))
 
 
 @dataclass(frozen=True, kw_only=True)
