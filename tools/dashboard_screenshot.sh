@@ -12,7 +12,7 @@ fedledger demo --rounds 8 --attackers 1 --attack digest-mismatch --switch-rule m
   --voting-period 4 --dashboard --dashboard-hold 300 >"$log" 2>&1 &
 demo=$!
 cleanup() {
-  kill -INT "$demo" 2>/dev/null || true
+  kill -TERM "$demo" 2>/dev/null || true  # (SIGINT is ignored by background jobs of a script)
   wait "$demo" || true
   rm -rf "$log" "$profile"
 }

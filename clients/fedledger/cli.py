@@ -942,14 +942,25 @@ def _audit_ipfs(obj: Context, explicit: str | None) -> Any:
     return IpfsClient(ipfs_api(obj, explicit))
 
 
+def _accuracy_options(*, default: bool) -> Callable[[F], F]:
+    """`--accuracy/--no-accuracy` and `--data-seed`, for the commands that score global models."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--data-seed", type=int, default=0, show_default=True, help="seed of the held-out split"
+        )(function)
+        return click.option(
+            "--accuracy/--no-accuracy",
+            default=default,
+            show_default=True,
+            help="evaluate each finalized global model on the held-out MNIST split (needs IPFS)",
+        )(function)
+
+    return decorate
+
+
 @cli.command("status")
-@click.option(
-    "--accuracy/--no-accuracy",
-    default=False,
-    show_default=True,
-    help="evaluate each finalized model on the held-out MNIST split (needs IPFS)",
-)
-@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the held-out split")
+@_accuracy_options(default=False)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable")
 @_node_options
 @click.pass_obj
@@ -1014,13 +1025,7 @@ def audit_verify(
     metavar="SECONDS",
     help="how often the chain is read (the page follows)",
 )
-@click.option(
-    "--accuracy/--no-accuracy",
-    default=True,
-    show_default=True,
-    help="evaluate each finalized global model on the held-out MNIST split (needs IPFS)",
-)
-@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the held-out split")
+@_accuracy_options(default=True)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),

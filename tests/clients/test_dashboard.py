@@ -347,18 +347,15 @@ def run(tmp_path: Path, *args: str) -> Any:
     return CliRunner().invoke(cli, ["--run-dir", str(tmp_path / "run"), *args], env={"FEDLEDGER_RPC_URL": ""})
 
 
-def test_cli_dashboard__dead_node__clear_error(tmp_path: Path) -> None:
-    result = run(
-        tmp_path,
-        "dashboard",
-        "--rpc-url",
-        f"http://127.0.0.1:{free_port()}",
-        "--deployment",
-        str(deployment_file(tmp_path)),
-        "--no-accuracy",
-        "--port",
-        "0",
+def dashboard(tmp_path: Path, *args: str, rpc_url: str = "http://127.0.0.1:1") -> Any:
+    """`fedledger dashboard` on a well-formed deployments file and `rpc_url`, with `args`."""
+    return run(
+        tmp_path, "dashboard", "--rpc-url", rpc_url, "--deployment", str(deployment_file(tmp_path)), *args
     )
+
+
+def test_cli_dashboard__dead_node__clear_error(tmp_path: Path) -> None:
+    result = dashboard(tmp_path, "--no-accuracy", "--port", "0", rpc_url=f"http://127.0.0.1:{free_port()}")
     assert result.exit_code == 1
     assert "127.0.0.1" in result.output and "Traceback" not in result.output
 
@@ -371,29 +368,12 @@ def test_cli_dashboard__not_a_deployments_file(tmp_path: Path) -> None:
 
 
 def test_cli_dashboard__host_that_is_not_loopback__refused_before_anything_else(tmp_path: Path) -> None:
-    result = run(
-        tmp_path,
-        "dashboard",
-        "--rpc-url",
-        "http://127.0.0.1:1",
-        "--deployment",
-        str(deployment_file(tmp_path)),
-        "--no-accuracy",
-        "--host",
-        "0.0.0.0",
-    )
+    result = dashboard(tmp_path, "--no-accuracy", "--host", "0.0.0.0")
     assert result.exit_code == 1 and "not an IPv4 loopback address" in result.output
 
 
 def test_cli_dashboard__no_ipfs_for_the_accuracy__says_how_to_turn_it_off(tmp_path: Path) -> None:
-    result = run(
-        tmp_path,
-        "dashboard",
-        "--rpc-url",
-        "http://127.0.0.1:1",
-        "--deployment",
-        str(deployment_file(tmp_path)),
-    )
+    result = dashboard(tmp_path)
     assert result.exit_code == 2 and "--no-accuracy" in result.output
 
 

@@ -4,8 +4,9 @@
    mid-run): the page, loaded while the demo runs, shows the rounds as they finalize, plots the
    accuracy the dashboard evaluated itself (equal to the demo's own), the two proposals, the
    participants and the parameters the vote changed. About 80 s.
-2. `fedledger dashboard` on a bare deployment whose node then dies: the page keeps the last
-   data and says the chain cannot be read.
+2. `fedledger dashboard` on a bare deployment: the page follows registration, a round that
+   goes stale and a proposal whose description is HTML (shown as text); then the node dies, and the page keeps the last data and says it cannot read
+   the chain.
 
 Set FEDLEDGER_DASHBOARD_SCREENSHOT_OUT=path to keep the screenshot of test 1.
 """
@@ -27,6 +28,14 @@ from typing import Any
 
 import requests
 
+from fedledger.chain import rpc
+from fedledger.chain.accounts import devnet_accounts
+from fedledger.chain.contracts import FedLedger
+from fedledger.chain.governance import Governance
+from fedledger.chain.params import TOKEN, RegistryParameter, Role
+from fedledger.chain.proposals import ParameterChange
+from fedledger.chain.rounds import Rounds
+from fedledger.demo.run import DemoLog, register_all
 from fedledger.devnet import PROFILES, running_devnet
 from tests.e2e.browser import headless_chromium, script
 from tests.e2e.federation import PROJECT, deploy_placeholder, wait_until
@@ -231,7 +240,9 @@ def test_dashboard__during_the_demo__shows_rounds_accuracy_proposals_and_paramet
         pass
 
 
-def test_dashboard__node_dies__page_keeps_the_last_data_and_says_so(tmp_path: Path) -> None:
+def test_dashboard__stale_round_then_the_node_dies__page_keeps_the_last_data_and_says_so(
+    tmp_path: Path,
+) -> None:
     run_dir = tmp_path / "devnet"
     with running_devnet(PROFILES["local"], run_dir=run_dir) as devnet:
         deployments = deploy_placeholder(devnet)
@@ -269,6 +280,49 @@ def test_dashboard__node_dies__page_keeps_the_last_data_and_says_so(tmp_path: Pa
             assert state["parameters"]["COMMIT_WINDOW"] == "120s"
             assert state["note"] == "Accuracy is off (started with --no-accuracy)."
             assert state["banner"] is None
+
+            # Participants register and round 0 opens, but nobody commits: it goes stale and
+            # is closed, and round 1 opens.
+            ledger = FedLedger.connect(devnet.url, deployments_dir=deployments)
+            owner, *members = devnet_accounts(4)
+            quiet = DemoLog(lambda _line: None)
+            register_all(ledger, quiet, owner, members[:2], Role.TRAINER, 100 * TOKEN)
+            register_all(ledger, quiet, owner, members[2:], Role.AGGREGATOR, 1_000 * TOKEN)
+            ledger.start(owner)
+            ledger.w3.provider.make_request("evm_increaseTime", [121])  # past the commit window
+            rpc.mine(ledger.w3)
+            Rounds(ledger).close_stale_round(owner)
+            state = wait_until(
+                lambda: (s := page_state(browser))["round"] == "1" and s,
+                timeout=30,
+                what="round 1 on the page",
+            )
+            assert [(r["round"], r["cells"][1]) for r in state["rounds"]] == [("1", "open"), ("0", "stale")]
+            stale = next(t for t in state["timeline"] if t["name"] == "stale (commits)")
+            assert stale["x"] == [0, 1] and stale["y"][0] > 0 and stale["y"][1] == 0
+            assert [(p["cells"][1], p["cells"][3]) for p in state["participants"]] == [
+                ("trainer", "100 FED"),
+                ("trainer", "100 FED"),
+                ("aggregator", "1,000 FED"),
+            ]
+            assert state["phase"] == "COMMIT" and "commit window ends in" in state["countdown"]
+
+            # A proposal whose description is HTML: shown as text, never run.
+            hostile = "<img src=x onerror=\"document.title='pwned'\"><b>Lower the stake</b>"
+            change = ParameterChange("registry", RegistryParameter.MIN_TRAINER_STAKE, 50 * TOKEN)
+            Governance(ledger).propose(members[0], [change], hostile)
+            state = wait_until(
+                lambda: (s := page_state(browser))["proposals"] and s, timeout=30, what="the proposal"
+            )
+            assert hostile in state["proposals"][0]["text"] and state["proposals"][0]["state"] == "Pending"
+            assert (
+                script(
+                    browser,
+                    "return document.querySelectorAll('#proposals-table img, #proposals-table b').length",
+                )
+                == 0
+            )
+            assert browser.title == "fedledger dashboard"
 
             devnet.stop()
             state = wait_until(

@@ -111,7 +111,7 @@ def federation_status(
         chain_id=ledger.chain_id,
         task=str(ledger.task.address),
         chain_time=rpc.latest_timestamp(ledger.w3),
-        current_round=_current_round(rounds),
+        current_round=current_round(rounds),
         global_model=_model_info(ledger.global_model()),
         rounds=summaries,
         participants=participants(ledger, rounds),
@@ -121,7 +121,8 @@ def federation_status(
     )
 
 
-def _current_round(rounds: Rounds) -> CurrentRound:
+def current_round(rounds: Rounds) -> CurrentRound:
+    """The current round: its number, phase, deadlines and counts."""
     number = rounds.current_round()
     state = rounds.state(number)
     return CurrentRound(

@@ -14,7 +14,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fedledger.audit.status import show_parameter
+from fedledger.audit.status import CurrentRound as RoundNow
+from fedledger.audit.status import current_round, show_parameter
 from fedledger.chain import rpc
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.governance import proposal_record
@@ -62,17 +63,8 @@ class Amount:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CurrentRound:
-    number: int
-    phase: str
+class CurrentRound(RoundNow):
     phase_deadline: int | None  # unix time the current phase ends by time; None: a transaction ends it
-    opened_at: int
-    commit_deadline: int
-    reveal_deadline: int
-    aggregation_deadline: int
-    commits: int
-    expected_commits: int
-    reveals: int
     rule: str
 
 
@@ -235,22 +227,12 @@ class FederationView:
     # ---------------------------------------------------------------- the current round
 
     def _current_round(self) -> CurrentRound:
-        number = self.rounds.current_round()
-        state = self.rounds.state(number)
-        phase = self.rounds.phase(number)
-        deadline = getattr(state, _PHASE_DEADLINE[phase]) if phase in _PHASE_DEADLINE else None
+        now = current_round(self.rounds)
+        phase = Phase[now.phase]
         return CurrentRound(
-            number=number,
-            phase=phase.name,
-            phase_deadline=deadline,
-            opened_at=state.opened_at,
-            commit_deadline=state.commit_deadline,
-            reveal_deadline=state.reveal_deadline,
-            aggregation_deadline=state.aggregation_deadline,
-            commits=state.commits,
-            expected_commits=state.expected_commits,
-            reveals=state.reveals,
-            rule=self._rule(number) if state.opened_at else "",
+            **asdict(now),
+            phase_deadline=getattr(now, _PHASE_DEADLINE[phase]) if phase in _PHASE_DEADLINE else None,
+            rule=self._rule(now.number) if now.opened_at else "",
         )
 
     def _rule(self, round_: int) -> str:

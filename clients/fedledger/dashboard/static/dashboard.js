@@ -55,6 +55,14 @@ function shortId(id) {
 
 function nowServer() { return Date.now() / 1000 + state.clockOffset; }
 
+// The time the contracts will see in the next block: the wall clock, unless the chain runs
+// ahead of it (a devnet whose time was moved forward).
+function nowChain() {
+  const snap = state.payload && state.payload.snapshot;
+  if (!snap) return nowServer();
+  return Math.max(nowServer(), snap.chain_time + (nowServer() - snap.server_time));
+}
+
 function clockTime(unix) {
   if (!unix) return "–";
   return new Date(unix * 1000).toISOString().slice(11, 19) + " UTC";
@@ -67,7 +75,7 @@ function duration(seconds) {
 }
 
 function relative(unix) {
-  const delta = unix - nowServer();
+  const delta = unix - nowChain();
   if (Math.abs(delta) < 1) return "now";
   return delta > 0 ? `in ${duration(delta)}` : `${duration(-delta)} ago`;
 }
@@ -142,7 +150,7 @@ function tick() {
   const countdown = $("round-countdown");
   const phaseWindow = PHASE_WINDOWS[current.phase];
   if (phaseWindow && current.phase_deadline) {
-    const left = current.phase_deadline - nowServer();
+    const left = current.phase_deadline - nowChain();
     countdown.textContent = left > 0
       ? `${phaseWindow} ends in ${duration(left)}`
       : `${phaseWindow} ended ${duration(-left)} ago; the next block moves the round on`;
