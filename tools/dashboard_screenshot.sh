@@ -25,6 +25,6 @@ url=$(grep -o "dashboard: http://[0-9.:]*/" "$log" | head -1 | cut -d' ' -f2)
 sleep 8  # the page's accuracy for the last model
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$profile" --window-size=1400,2250 --hide-scrollbars --virtual-time-budget=10000 \
+  --user-data-dir="$profile" --window-size=1400,2150 --hide-scrollbars --virtual-time-budget=10000 \
   --screenshot="$out" "$url" 2>/dev/null
 echo "wrote $out from $url"

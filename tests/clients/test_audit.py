@@ -21,6 +21,7 @@ from fedledger.audit.status import (
     RoundSummary,
     StatusReport,
     render_status,
+    show_parameter,
     status_to_json,
 )
 from fedledger.audit.verify import (
@@ -396,3 +397,14 @@ def test_verify_report__digest_match_needs_a_recomputed_digest() -> None:
     )
     assert not report.digest_match
     assert "(unknown)" in render_verify(report)
+
+
+def test_show_parameter__as_people_read_them() -> None:
+    assert show_parameter("AGGREGATION_RULE", 1) == "MEDIAN"
+    assert show_parameter("REWARD_PER_ROUND", 150 * TOKEN) == "150 FED"
+    assert show_parameter("MIN_TRAINER_STAKE", 100 * TOKEN) == "100 FED"
+    assert show_parameter("QUORUM_BPS", 6_666) == "66.66%"
+    assert show_parameter("COMMIT_WINDOW", 120) == "120s"
+    assert show_parameter("CLIP_NORM", 0) == "off"
+    assert show_parameter("CLIP_NORM", 2_500_000) == "2.5"
+    assert show_parameter("SAMPLE_CAP", 10_000) == "10000"

@@ -18,7 +18,7 @@ from fedledger.arrays import Array
 from fedledger.audit.verify import AuditError
 from fedledger.chain import rpc
 from fedledger.chain.contracts import FedLedger, GlobalModel
-from fedledger.chain.params import AggregationRule, RegistryParameter, Role, TaskParameter
+from fedledger.chain.params import CLIP_NORM_UNIT, AggregationRule, RegistryParameter, Role, TaskParameter
 from fedledger.chain.proposals import format_time
 from fedledger.chain.rounds import Finalization, Rounds
 from fedledger.chain.values import format_token
@@ -362,6 +362,8 @@ def show_parameter(name: str, value: int) -> str:
         return AggregationRule(value).name
     if name.endswith("_STAKE") or name in ("REWARD_PER_ROUND", "AGGREGATOR_FEE"):
         return format_token(value)
+    if name == TaskParameter.CLIP_NORM.name:
+        return f"{value / CLIP_NORM_UNIT:g}" if value else "off"
     if name.endswith("_BPS"):
         return f"{value / 100:g}%"
     if name.endswith(("_WINDOW", "_PERIOD")):

@@ -269,12 +269,25 @@ function renderProposals(proposals) {
     if (p.eta) votingWindow += `; executable ${clockTime(p.eta)}`;
     const tr = row([
       title, badge(p.state), changes, p.votes_for.shown, p.votes_against.shown, p.votes_abstain.shown,
-      p.quorum ? p.quorum.shown : null, votingWindow, p.votes.length ? voters : "none",
+      p.quorum ? p.quorum.shown : null, votingWindow, p.votes.length ? folded(voters, `${p.votes.length} voters`, p.id) : "none",
     ]);
     tr.dataset.proposal = p.id;
     tr.dataset.state = p.state;
     return tr;
   }));
+}
+
+// Long lists fold into a <details> (kept open across refreshes once the reader opens it).
+const openFolds = new Set();
+function folded(list, label, key) {
+  if (list.children.length <= 3) return list;
+  const details = el("details");
+  const summary = el("summary", label);
+  details.appendChild(summary);
+  details.appendChild(list);
+  details.open = openFolds.has(key);
+  details.addEventListener("toggle", () => (details.open ? openFolds.add(key) : openFolds.delete(key)));
+  return details;
 }
 
 function renderParameters(parameters) {
