@@ -107,6 +107,9 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         _setParameter(Parameter.QuorumBps, initial.quorumBps);
         _setParameter(Parameter.ClipNorm, initial.clipNorm);
         _setParameter(Parameter.RevealWindow, initial.revealWindow);
+        _setParameter(Parameter.DpNoiseMultiplier, initial.dpNoiseMultiplier);
+        _setParameter(Parameter.DpClipNorm, initial.dpClipNorm);
+        _setParameter(Parameter.DpDelta, initial.dpDelta);
     }
 
     // ---------------------------------------------------------------- modifiers
@@ -493,7 +496,10 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
             outlierSlashBps: uint16(_parameters[Parameter.OutlierSlashBps]),
             aggregatorSlashBps: uint16(_parameters[Parameter.AggregatorSlashBps]),
             aggregationRule: AggregationRule(_parameters[Parameter.AggregationRule]),
-            clipNorm: uint64(_parameters[Parameter.ClipNorm])
+            clipNorm: uint64(_parameters[Parameter.ClipNorm]),
+            dpNoiseMultiplier: uint32(_parameters[Parameter.DpNoiseMultiplier]),
+            dpClipNorm: uint64(_parameters[Parameter.DpClipNorm]),
+            dpDelta: uint64(_parameters[Parameter.DpDelta])
         });
         emit RoundOpened(round, commitDeadline, revealDeadline, aggregationDeadline, expected);
     }
@@ -691,9 +697,15 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         }
         if (parameter_ == Parameter.MinUpdates) return value != 0 && value <= type(uint24).max;
         if (parameter_ == Parameter.AggregationRule) return value <= uint256(type(AggregationRule).max);
-        if (parameter_ == Parameter.AggregationParam || parameter_ == Parameter.ClipNorm) {
+        if (
+            parameter_ == Parameter.AggregationParam || parameter_ == Parameter.ClipNorm
+                || parameter_ == Parameter.DpClipNorm
+        ) {
             return value <= type(uint64).max;
         }
+        if (parameter_ == Parameter.DpNoiseMultiplier) return value <= type(uint32).max;
+        // A delta is a probability below 1 (1e12 units of 1e-12).
+        if (parameter_ == Parameter.DpDelta) return value < 1e12;
         if (parameter_ == Parameter.RewardPerRound || parameter_ == Parameter.AggregatorFee) {
             return value <= type(uint128).max;
         }

@@ -59,6 +59,9 @@ HELP = {
     "aggregator_slash_bps": "basis points slashed from aggregators that attested another result",
     "quorum_bps": "basis points of aggregator stake that finalize a round",
     "clip_norm": "L2 bound on each update's change, in millionths (1000000 = 1.0); 0: no clipping",
+    "dp_noise_multiplier": "differential privacy: noise std as a multiple of the DP clip norm, in millionths; 0: off",
+    "dp_clip_norm": "differential privacy: L2 bound trainers clip their updates to, in millionths; 0: off",
+    "dp_delta": "differential privacy: the delta budgets are accounted at, in units of 1e-12 (10000000 = 1e-5)",
 }
 MODEL_FIELDS = {"initial_model_digest", "initial_model_cid", "model_spec_hash", "task"}
 

@@ -668,6 +668,12 @@ def trainer() -> None:
 @click.option(
     "--attack-param", multiple=True, metavar="NAME=VALUE", help="parameter of --attack (repeatable)"
 )
+@click.option(
+    "--privacy-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="EPSILON",
+    help="stop before taking part in a round that would bring this trainer's epsilon above this",
+)
 @click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
@@ -688,6 +694,7 @@ def trainer_run(
     threads: int,
     attack: str | None,
     attack_param: tuple[str, ...],
+    privacy_budget: float | None,
     progress: bool,
     verbose: bool,
     rpc_url: str | None,
@@ -695,7 +702,10 @@ def trainer_run(
     allow_remote: bool,
     wait_for_node: float,
 ) -> None:
-    """Runs a trainer: each round, train on the local shard, pin the update, commit its digest."""
+    """Runs a trainer: each round, train on the local shard, pin the update, commit its digest.
+
+    When the round's rules ask for differential privacy, the update is clipped and noised
+    before it is sealed."""
     import torch
 
     from fedledger.attacks import attack_from_name
@@ -722,10 +732,20 @@ def trainer_run(
         ),
         progress=progress,
         attack=_attack(attack, attack_param, attack_from_name),
+        privacy_budget=privacy_budget,
     )
     stats = runner.run(max_rounds=rounds)
+    if runner.privacy_exhausted:
+        click.echo(f"stopped taking part: {runner.privacy_exhausted}", err=True)
     click.echo(
-        json.dumps({"trainer": runner.address, "committed": stats.committed_rounds, "claimed": stats.claimed})
+        json.dumps(
+            {
+                "trainer": runner.address,
+                "committed": stats.committed_rounds,
+                "claimed": stats.claimed,
+                "privacy_budget_spent": runner.privacy_exhausted is not None,
+            }
+        )
     )
 
 
@@ -847,6 +867,29 @@ def aggregator_run(
     show_default=True,
     help="with --governance-only: the aggregation rule the proposal switches to",
 )
+@click.option(
+    "--dp-noise",
+    type=click.FloatRange(min=0, max=4_000),
+    default=0.0,
+    show_default=True,
+    metavar="SIGMA",
+    help="differential privacy: trainers add Gaussian noise of SIGMA x --dp-clip to their clipped updates (0: off)",
+)
+@click.option(
+    "--dp-clip",
+    type=click.FloatRange(min=0, max=1e6),
+    default=1.0,
+    show_default=True,
+    metavar="C",
+    help="differential privacy: the L2 bound trainers clip their updates' change to",
+)
+@click.option(
+    "--dp-delta",
+    type=click.FloatRange(min=1e-12, max=1, max_open=True),
+    default=1e-5,
+    show_default=True,
+    help="differential privacy: the delta epsilon is accounted at",
+)
 @click.option("--dashboard", is_flag=True, help="serve the live dashboard during the demo and print its URL")
 @click.option(
     "--dashboard-port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port"
@@ -878,6 +921,9 @@ def demo(
     voting_period: int,
     governance_only: bool,
     rule: str,
+    dp_noise: float,
+    dp_clip: float,
+    dp_delta: float,
     dashboard: bool,
     dashboard_port: int,
     dashboard_hold: float,
@@ -923,6 +969,9 @@ def demo(
         switch_rule=AggregationRule[switch_rule.upper()] if switch_rule else None,
         switch_at=switch_at,
         voting_period=voting_period,
+        dp_noise=dp_noise,
+        dp_clip=dp_clip if dp_noise > 0 else 0.0,
+        dp_delta=dp_delta,
         dashboard=dashboard,
         dashboard_port=dashboard_port,
         dashboard_hold=dashboard_hold,

@@ -51,6 +51,11 @@ interface IFederatedTask {
     /// the L2 norm of each update's change to the round's starting model, in millionths
     /// (1,000,000 = 1.0); 0 disables clipping. Aggregators clip before applying the rule.
     /// `RevealWindow` is how long after the commit deadline trainers have to reveal.
+    /// Differential privacy (trainers apply it before sealing their updates): `DpClipNorm`
+    /// bounds the L2 norm of each trainer's update, in millionths; `DpNoiseMultiplier` is the
+    /// Gaussian noise's standard deviation as a multiple of that bound, in millionths; `DpDelta`
+    /// is the delta the privacy budget is accounted at, in units of 1e-12 (10,000,000 = 1e-5).
+    /// Privacy is off while `DpNoiseMultiplier` or `DpClipNorm` is 0.
     enum Parameter {
         CommitWindow,
         AggregationWindow,
@@ -65,7 +70,10 @@ interface IFederatedTask {
         AggregatorSlashBps,
         QuorumBps,
         ClipNorm,
-        RevealWindow
+        RevealWindow,
+        DpNoiseMultiplier,
+        DpClipNorm,
+        DpDelta
     }
 
     /// @notice A round's moving state. The first slot (deadlines, commit counts, status) is all
@@ -96,6 +104,9 @@ interface IFederatedTask {
         uint16 aggregatorSlashBps;
         AggregationRule aggregationRule;
         uint64 clipNorm;
+        uint32 dpNoiseMultiplier;
+        uint64 dpClipNorm;
+        uint64 dpDelta;
     }
 
     /// @notice What a finalized round produced.
@@ -158,6 +169,9 @@ interface IFederatedTask {
         uint256 quorumBps;
         uint256 clipNorm;
         uint256 revealWindow;
+        uint256 dpNoiseMultiplier;
+        uint256 dpClipNorm;
+        uint256 dpDelta;
     }
 
     // ---------------------------------------------------------------- errors

@@ -73,7 +73,7 @@ class FakeReads:
         return RoundState(0, 0, 0, 0, 0, 0, RoundStatus.FINALIZED, 0, self.sample_cap, 0)
 
     def config(self, round_: int) -> RoundConfig:
-        return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, self.rule, 0)
+        return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, self.rule, 0, 0, 0, 0)
 
     def result(self, round_: int) -> RoundResult:
         return self.results[round_]

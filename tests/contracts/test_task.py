@@ -1249,6 +1249,11 @@ VALID_PARAMETERS = [
     (TaskParameter.QUORUM_BPS, 10_000),
     (TaskParameter.CLIP_NORM, 0),
     (TaskParameter.CLIP_NORM, UINT64_MAX),
+    (TaskParameter.DP_NOISE_MULTIPLIER, 0),
+    (TaskParameter.DP_NOISE_MULTIPLIER, 2**32 - 1),
+    (TaskParameter.DP_CLIP_NORM, UINT64_MAX),
+    (TaskParameter.DP_DELTA, 0),
+    (TaskParameter.DP_DELTA, 10**12 - 1),
 ]
 
 INVALID_PARAMETERS = [
@@ -1278,6 +1283,9 @@ INVALID_PARAMETERS = [
     (TaskParameter.QUORUM_BPS, 5_000),  # a strict majority is needed
     (TaskParameter.QUORUM_BPS, 10_001),
     (TaskParameter.CLIP_NORM, UINT64_MAX + 1),
+    (TaskParameter.DP_NOISE_MULTIPLIER, 2**32),
+    (TaskParameter.DP_CLIP_NORM, UINT64_MAX + 1),
+    (TaskParameter.DP_DELTA, 10**12),  # a delta of 1 is no guarantee
 ]
 
 
@@ -1342,6 +1350,9 @@ def test_set_parameter__mid_round__applies_from_next_round(
         (TaskParameter.COMMIT_WINDOW, 60),
         (TaskParameter.REVEAL_WINDOW, 30),
         (TaskParameter.AGGREGATION_RULE, 2),
+        (TaskParameter.DP_NOISE_MULTIPLIER, 1_100_000),
+        (TaskParameter.DP_CLIP_NORM, 500_000),
+        (TaskParameter.DP_DELTA, 1_000),
         (TaskParameter.QUORUM_BPS, 6_000),
         (TaskParameter.TRAINER_SLASH_BPS, 5_000),
         (TaskParameter.CLIP_NORM, 2_500_000),
@@ -1363,6 +1374,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
         6_667,
     )
     assert config.clipNorm == 0
+    assert (config.dpNoiseMultiplier, config.dpClipNorm, config.dpDelta) == (0, 0, 10_000_000)
     bad = trainers[0]
     rejections = [rejection(bad, RejectionReason.MALFORMED, uneven_updates[bad])]
     tx = run_round(chain, task, uneven_updates, aggregators, model, rejections)
@@ -1387,6 +1399,7 @@ def test_set_parameter__mid_round__applies_from_next_round(
     assert (config.rewardPerRound, config.aggregatorFee, config.minUpdates) == (50 * TOKEN, 4 * TOKEN, 3)
     assert (config.aggregationRule, config.quorumBps, config.trainerSlashBps) == (2, 6_000, 5_000)
     assert config.clipNorm == 2_500_000
+    assert (config.dpNoiseMultiplier, config.dpClipNorm, config.dpDelta) == (1_100_000, 500_000, 1_000)
 
 
 # ---------------------------------------------------------------- funding and registry hook

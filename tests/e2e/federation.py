@@ -206,8 +206,10 @@ def trainer_loop(
     attack: Attack | None = None,
     kind: type[Trainer] = Trainer,
     ipfs: IpfsClient | None = None,
+    **extra: Any,
 ) -> Loop:
-    """Trainer `index` (of class `kind`) on its shard of the federation's trainers, for `rounds` commits."""
+    """Trainer `index` (of class `kind`, given `extra` arguments) on its shard of the
+    federation's trainers, for `rounds` commits."""
     runner = kind(
         ledger=fed.ledger(),
         ipfs=ipfs or IpfsClient(fed.ipfs_url),
@@ -216,6 +218,7 @@ def trainer_loop(
         spec=model_spec(),
         train_config=TrainConfig(epochs=epochs, seed=index),
         attack=attack,
+        **extra,
     )
     return lambda stop: runner.run(max_rounds=rounds, stop=stop)
 

@@ -18,10 +18,18 @@ from fedledger.arrays import Array
 from fedledger.audit.verify import AuditError
 from fedledger.chain import rpc
 from fedledger.chain.contracts import FedLedger, GlobalModel
-from fedledger.chain.params import CLIP_NORM_UNIT, AggregationRule, RegistryParameter, Role, TaskParameter
+from fedledger.chain.params import (
+    CLIP_NORM_UNIT,
+    AggregationRule,
+    Phase,
+    RegistryParameter,
+    Role,
+    TaskParameter,
+)
 from fedledger.chain.proposals import format_time
 from fedledger.chain.rounds import Finalization, Rounds
 from fedledger.chain.values import format_token
+from fedledger.learning.privacy import PrivacyRule, running_epsilon
 from fedledger.storage.codec import InvalidUpdateError
 from fedledger.storage.digests import to_hex
 from fedledger.storage.ipfs import IpfsClient, IpfsError, IpfsUnavailableError
@@ -63,6 +71,10 @@ class RoundSummary:
     model_cid: str
     model_file_version: int  # the version bound in the model file (unchanged if nothing was accepted)
     accuracy: float | None = None
+    privacy: str = "off"  # the round's differential privacy rule
+    # Epsilon of a trainer that took part in every round up to this one (at this round's delta);
+    # None if a round released updates without noise.
+    epsilon: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +116,7 @@ def federation_status(
         raise AuditError("evaluating accuracy needs an IPFS client and the model spec")
     rounds = Rounds(ledger)
     warnings: list[str] = []
-    summaries = round_summaries(ledger, rounds.finalizations())
+    summaries = _with_privacy(rounds, round_summaries(ledger, rounds.finalizations()))
     if evaluate_accuracy is not None and ipfs is not None and spec is not None:
         summaries = _with_accuracy(ledger, summaries, ipfs, spec, evaluate_accuracy, warnings)
     return StatusReport(
@@ -164,6 +176,20 @@ def round_summaries(ledger: FedLedger, finalizations: Sequence[Finalization]) ->
         )
         for version, final in enumerate(ordered, start=1)
     ]
+
+
+def _with_privacy(rounds: Rounds, summaries: list[RoundSummary]) -> list[RoundSummary]:
+    """The summaries with each round's privacy rule and the epsilon spent by then. Every round
+    that released updates counts: finalized ones, and closed ones with reveals."""
+    finalized = {summary.round for summary in summaries}
+    released = [
+        r
+        for r in range(rounds.current_round() + 1)
+        if r in finalized or (rounds.phase(r) != Phase.INACTIVE and rounds.state(r).reveals > 0)
+    ]
+    rules = {r: PrivacyRule.of_round(rounds.config(r)) for r in released}
+    spent = dict(zip(released, running_epsilon([rules[r] for r in released]), strict=True))
+    return [replace(s, privacy=str(rules[s.round]), epsilon=spent[s.round]) for s in summaries]
 
 
 def _with_accuracy(
@@ -324,12 +350,19 @@ def _render_rounds(rounds: Sequence[RoundSummary]) -> str:
             str(r.rejected),
             format_token(r.trainer_reward),
             "-" if r.accuracy is None else f"{r.accuracy:.4f}",
+            _show_epsilon(r),
             r.model_digest[:18] + "...",
         ]
         for r in rounds
     ]
-    header = ["round", "accepted", "rejected", "trainer reward", "accuracy", "model"]
+    header = ["round", "accepted", "rejected", "trainer reward", "accuracy", "epsilon", "model"]
     return "finalized rounds\n" + _table(header, rows)
+
+
+def _show_epsilon(summary: RoundSummary) -> str:
+    if summary.epsilon is not None:
+        return f"{summary.epsilon:.3f}"
+    return "-" if summary.privacy == "off" else "inf"
 
 
 def _render_participants(people: Sequence[ParticipantSummary]) -> str:

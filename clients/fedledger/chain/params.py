@@ -68,7 +68,8 @@ class AggregationRule(IntEnum):
     MULTI_KRUM = 3
 
 
-CLIP_NORM_UNIT = 1_000_000  # on-chain ClipNorm is in millionths
+CLIP_NORM_UNIT = 1_000_000  # on-chain ClipNorm, DpClipNorm and DpNoiseMultiplier are in millionths
+DP_DELTA_UNIT = 10**12  # on-chain DpDelta is in units of 1e-12
 
 
 class TaskParameter(IntEnum):
@@ -88,6 +89,9 @@ class TaskParameter(IntEnum):
     QUORUM_BPS = 11
     CLIP_NORM = 12
     REVEAL_WINDOW = 13
+    DP_NOISE_MULTIPLIER = 14
+    DP_CLIP_NORM = 15
+    DP_DELTA = 16
 
 
 class ProposalState(IntEnum):
@@ -130,6 +134,10 @@ class TaskParameters:
     quorum_bps: int = 6_666
     clip_norm: int = 0  # millionths of the L2 norm bound on each update's change; 0: no clipping
     reveal_window: int = 60
+    # Differential privacy, applied by trainers; off while the noise or the clip norm is 0.
+    dp_noise_multiplier: int = 0  # millionths: noise std as a multiple of dp_clip_norm
+    dp_clip_norm: int = 0  # millionths of the L2 bound each trainer clips its update to
+    dp_delta: int = 10_000_000  # units of 1e-12: 1e-5
 
     def as_tuple(self) -> tuple[int, ...]:
         """The struct in ABI order, for the task's constructor."""

@@ -58,6 +58,9 @@ class RoundConfig:
     aggregator_slash_bps: int
     aggregation_rule: AggregationRule
     clip_norm: int  # millionths; 0: no clipping
+    dp_noise_multiplier: int  # millionths; 0: no differential privacy
+    dp_clip_norm: int  # millionths; 0: no differential privacy
+    dp_delta: int  # units of 1e-12
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,21 @@ class Rounds:
 
     def config(self, round_: int) -> RoundConfig:
         values = self.call(self.task.functions.roundConfig(round_))
-        reward, fee, param, min_updates, quorum, trainer_bps, outlier_bps, aggregator_bps, rule, clip = values
+        (
+            reward,
+            fee,
+            param,
+            min_updates,
+            quorum,
+            trainer_bps,
+            outlier_bps,
+            aggregator_bps,
+            rule,
+            clip,
+            dp_noise,
+            dp_clip,
+            dp_delta,
+        ) = values
 
         return RoundConfig(
             reward_per_round=int(reward),
@@ -176,6 +193,9 @@ class Rounds:
             aggregator_slash_bps=int(aggregator_bps),
             aggregation_rule=AggregationRule(rule),
             clip_norm=int(clip),
+            dp_noise_multiplier=int(dp_noise),
+            dp_clip_norm=int(dp_clip),
+            dp_delta=int(dp_delta),
         )
 
     def result(self, round_: int) -> RoundResult:

@@ -37,7 +37,15 @@ from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.deployments import Deployment, deployment_path
-from fedledger.chain.params import TOKEN, AggregationRule, ProposalState, Role, TaskParameter
+from fedledger.chain.params import (
+    CLIP_NORM_UNIT,
+    DP_DELTA_UNIT,
+    TOKEN,
+    AggregationRule,
+    ProposalState,
+    Role,
+    TaskParameter,
+)
 from fedledger.chain.proposals import ParameterChange
 from fedledger.chain.rounds import Finalization, Rounds
 from fedledger.chain.rpc import connect
@@ -49,6 +57,7 @@ from fedledger.devnet import ipfs as ipfs_daemon
 from fedledger.devnet.process import log_tail
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
+from fedledger.learning.privacy import PrivacyRule, running_epsilon
 from fedledger.learning.shards import held_out
 from fedledger.learning.train import evaluate
 from fedledger.priority import lower_thread_priority
@@ -88,6 +97,9 @@ class FederatedOptions:
     switch_rule: AggregationRule | None = None
     switch_at: int = 2
     round_timeout: float = 300.0
+    dp_noise: float = 0.0  # differential privacy: noise std as a multiple of dp_clip; 0: off
+    dp_clip: float = 0.0  # differential privacy: L2 bound of each trainer's update
+    dp_delta: float = 1e-5
     dashboard: bool = False  # serve `fedledger dashboard` on the demo's devnet
     dashboard_port: int = 0  # 0: a free port
     dashboard_hold: float = 0.0  # seconds to keep everything up after the last round
@@ -104,6 +116,8 @@ class RoundRow:
     reveal_gas: list[int]  # per reveal transaction
     attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
     seconds: int  # opening to finalization, by block timestamps
+    privacy: PrivacyRule = field(default_factory=lambda: PrivacyRule(0.0, 0.0, 0.0))
+    epsilon: float | None = None  # spent by a trainer that took part in every round so far
     train_seconds: float = 0.0  # the slowest trainer's local training in this round
     overhead: float | None = None  # 1 - train_seconds / wall time since the previous finalization
 
@@ -133,6 +147,11 @@ class FederatedSummary:
     slashed_trainers: list[str] = field(default_factory=list)
     slashed: str = "0"
     rules: list[str] = field(default_factory=list)
+    privacy: str = "off"  # the last round's differential privacy rule
+    # Epsilon a trainer that took part in every round has spent (at the last round's delta);
+    # None without differential privacy.
+    epsilon: float | None = None
+    epsilons: list[float | None] = field(default_factory=list)
     switch_state: str = ""
     chain_id: int = 0
     addresses: dict[str, str] = field(default_factory=dict)
@@ -311,6 +330,12 @@ def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_has
         str(options.timelock_delay),
         "--reward-pool",
         str(100_000 * TOKEN),
+        "--dp-noise-multiplier",
+        str(round(options.dp_noise * CLIP_NORM_UNIT)),
+        "--dp-clip-norm",
+        str(round(options.dp_clip * CLIP_NORM_UNIT)),
+        "--dp-delta",
+        str(round(options.dp_delta * DP_DELTA_UNIT)),
     ]
 
 
@@ -465,7 +490,7 @@ def _watch(
     seen = 0
     deadline = time.monotonic() + options.round_timeout
     log.echo(
-        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'reveal gas':>10} {'attest gas':>10} {'wall s':>7} {'train s':>7} {'overhead':>8}"
+        f"{'round':>5} {'rule':>12} {'accepted':>8} {'rejected':>8} {'accuracy':>8} {'commit gas':>10} {'reveal gas':>10} {'attest gas':>10} {'wall s':>7} {'train s':>7} {'overhead':>8} {'epsilon':>8}"
     )
     finalized_at: dict[int, float] = {}  # round -> wall clock when the watcher saw it final
     last_block: int | None = None
@@ -511,6 +536,8 @@ def _summarize(results: list[tuple[RoundRow, float | None]], summary: FederatedS
         attest_gas += row.attest_gas
         summary.accuracy.append(row.accuracy)
         summary.rules.append(row.rule)
+        summary.epsilons.append(None if row.epsilon is None else round(row.epsilon, 4))
+        summary.privacy = str(row.privacy)
         summary.rejected += row.rejected
         if row.overhead is not None:
             overheads.append(row.overhead)
@@ -520,6 +547,7 @@ def _summarize(results: list[tuple[RoundRow, float | None]], summary: FederatedS
     summary.protocol_overhead_share = round(statistics.median(overheads), 3) if overheads else None
     summary.protocol_seconds = round(statistics.median(protocol_seconds), 2) if protocol_seconds else None
     summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
+    summary.epsilon = summary.epsilons[-1] if summary.epsilons else None
     summary.commit_gas = _median(commit_gas)
     summary.reveal_gas = _median(reveal_gas)
     summary.attest_gas = _median(attest_gas)
@@ -540,6 +568,7 @@ class RowWorker:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-rows")
         self._futures: list[Future[tuple[RoundRow, float | None]]] = []
         self._local: tuple[Rounds, IpfsClient, nn.Module] | None = None
+        self._privacy: list[PrivacyRule] = []
 
     def submit(self, final: Finalization, *, version: int, wall: float | None) -> None:
         """Queues the row of `final`; `wall`: seconds since the previous finalization was seen."""
@@ -561,13 +590,15 @@ class RowWorker:
     def _row(self, final: Finalization, version: int, wall: float | None) -> tuple[RoundRow, float | None]:
         rounds, ipfs, model = self._thread_state()
         row = _row(final, rounds, ipfs, model_spec(), self.test_set, model, version=version)
+        self._privacy.append(row.privacy)  # rows are built one at a time, in round order
+        row.epsilon = running_epsilon(self._privacy)[-1]
         row.train_seconds = _training_seconds(self.processes, final.round)
         if wall is not None:
             row.overhead = round(1 - row.train_seconds / wall, 3) if wall > 0 else None
         self.log.echo(
             f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
             f"{_median(row.commit_gas):>10,} {_median(row.reveal_gas):>10,} {_median(row.attest_gas):>10,} "
-            f"{row.seconds:>7} {row.train_seconds:>7.2f} {_percent(row.overhead):>8}"
+            f"{row.seconds:>7} {row.train_seconds:>7.2f} {_percent(row.overhead):>8} {_epsilon(row):>8}"
         )
         return row, wall
 
@@ -596,9 +627,11 @@ def _row(
         chain_id=rounds.ledger.chain_id, task=str(rounds.ledger.task.address), version=version, spec=spec
     )
     set_weights(model, fetch_model(ipfs, final.model_cid, final.model_digest, spec, binding))
+    config = rounds.config(final.round)
     return RoundRow(
         round=final.round,
-        rule=rounds.config(final.round).aggregation_rule.name.lower(),
+        rule=config.aggregation_rule.name.lower(),
+        privacy=PrivacyRule.of_round(config),
         accepted=final.accepted,
         rejected=final.rejected,
         accuracy=round(evaluate(model, test_set), 4),
@@ -619,6 +652,12 @@ def _training_seconds(processes: list[Process], round_: int) -> float:
         for match in pattern.finditer(process.log_path.read_text(errors="replace"))
     ]
     return max(found, default=0.0)
+
+
+def _epsilon(row: RoundRow) -> str:
+    if row.epsilon is not None:
+        return f"{row.epsilon:.2f}"
+    return "-" if not row.privacy.enabled else "inf"
 
 
 def _percent(share: float | None) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,19 +226,22 @@ class GovernanceOutcome:
 def govern(
     ledger: FedLedger,
     log: DemoLog,
-    change: ParameterChange,
+    change: ParameterChange | Sequence[ParameterChange],
     description: str,
     proposer: LocalAccount,
     voters: list[LocalAccount],
     executor: LocalAccount,
 ) -> GovernanceOutcome:
-    """Takes one parameter change through proposal, vote, timelock queue and execution."""
+    """Takes one proposal (one or several parameter changes) through vote, timelock queue and
+    execution."""
+    changes = [change] if isinstance(change, ParameterChange) else list(change)
+    shown = "; ".join(str(c) for c in changes)
     governance = Governance(ledger)
     w3 = ledger.w3
     # Stake counts as votes from the second after it was staked (the governor reads clock() - 1).
     wait_for_timestamp(w3, latest_timestamp(w3) + 1, timeout=30)
-    log.step(f"governance: {_short(proposer.address)} proposes {change}")
-    record = governance.propose(proposer, [change], description)
+    log.step(f"governance: {_short(proposer.address)} proposes {shown}")
+    record = governance.propose(proposer, changes, description)
     pid = record.proposal_id
     log.info(f"proposal {pid}")
     log.info(f"vote snapshot {_clock(record.vote_start)}, voting closes {_clock(record.vote_end)}")
@@ -261,7 +264,7 @@ def govern(
     log.step(f"waiting for the timelock delay ({_clock(eta)})")
     wait_for_timestamp(w3, eta, timeout=_patience(eta))
     log.step("executing")
-    log.tx(governance.execute(executor, pid), f"execute ({change})")
+    log.tx(governance.execute(executor, pid), f"execute ({shown})")
     executed = sum(
         1 for r in governance.proposals() if governance.state(r.proposal_id) == ProposalState.EXECUTED
     )

@@ -35,6 +35,7 @@ from fedledger.chain.params import Phase
 from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
+from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget, privatize
 from fedledger.learning.train import TrainConfig, train_local
 from fedledger.retry import service_outage
 from fedledger.storage.codec import Binding, encode
@@ -84,7 +85,10 @@ class Trainer:
         progress: bool = False,
         attack: Attack | None = None,
         head: ChainHead | None = None,
+        privacy_budget: float | None = None,
     ) -> None:
+        """`privacy_budget`: the epsilon this trainer's operator allows; it stops before taking
+        part in a round that would spend more (None: no limit)."""
         self.ledger = ledger
         self.rounds = Rounds(ledger)
         self.ipfs = ipfs
@@ -95,6 +99,9 @@ class Trainer:
         self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
         self.head = head  # default: a subscription to this ledger's node, opened by `run`
         self.progress = progress
+        self.privacy_budget = privacy_budget
+        self.privacy_exhausted: str | None = None  # why it stopped taking part, once the budget is spent
+        self._privacy_rules: dict[int, PrivacyRule] = {}  # round -> its DP rule (fixed at opening)
         self.model = build_model()
         self.stats = TrainerStats()
         self._warned_inactive = False
@@ -134,11 +141,18 @@ class Trainer:
         try:
             while not stop.is_set():
                 done = max_rounds is not None and len(self.stats.committed_rounds) >= max_rounds
+                done = done or self.privacy_exhausted is not None
                 try:
                     round_, now = self.rounds.follow(round_)
                     acted = False
                     if not done and now.phase == Phase.COMMIT and self._may_commit(round_):
-                        acted = self.train_and_commit(round_)
+                        try:
+                            acted = self.train_and_commit(round_)
+                        except PrivacyBudgetExceededError as exc:
+                            # No more rounds; what it sealed is still revealed and its rewards claimed.
+                            log.error("round %d: not taking part: %s", round_, exc)
+                            self.privacy_exhausted = str(exc)
+                            continue
                     elif now.phase == Phase.REVEAL and round_ in self._sealed:
                         acted = self.reveal(round_)
                     elif round_ not in self._sealed:  # never between a commit and its reveal
@@ -166,6 +180,21 @@ class Trainer:
     def train_and_commit(self, round_: int) -> bool:
         """One round's training and sealed commit; returns whether a commit was sent."""
         started = time.monotonic()
+        privacy = self._privacy_rule(round_)
+        if self.privacy_budget is not None:
+            after = check_budget(
+                [self._privacy_rule(r) for r in self._released_rounds()],
+                privacy,
+                self.privacy_budget,
+                privacy.delta,
+            )
+            log.info(
+                "round %d: privacy %s; epsilon after it %.3f (budget %g)",
+                round_,
+                privacy,
+                after,
+                self.privacy_budget,
+            )
         weights = self._global_weights()
         set_weights(self.model, weights)
         config = TrainConfig(
@@ -177,6 +206,8 @@ class Trainer:
         # One parseable line per round: the demo measures protocol overhead against it.
         log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
         update = get_weights(self.model)
+        if privacy.enabled:  # clipped and noised before anyone sees it: the file carries the noise
+            update = privatize(update, weights, privacy)
         if self.attack:
             update = self.attack.poison_weights(update, weights, round_)
         binding = Binding(
@@ -221,6 +252,16 @@ class Trainer:
             f" under attack {self.attack.name}" if self.attack else "",
         )
         return True
+
+    def _privacy_rule(self, round_: int) -> PrivacyRule:
+        if round_ not in self._privacy_rules:
+            self._privacy_rules[round_] = PrivacyRule.of_round(self.rounds.config(round_))
+        return self._privacy_rules[round_]
+
+    def _released_rounds(self) -> set[int]:
+        """Rounds whose update this trainer released: revealed on chain (by this or an earlier
+        run of its key) or committed by this run (its file may be pinned already)."""
+        return set(self.rounds.revealed_by(self.address)) | set(self.stats.committed_rounds)
 
     def reveal(self, round_: int) -> bool:
         """Publishes the update sealed in `round_` and opens the seal; returns whether it was revealed."""
