@@ -37,8 +37,8 @@ from fedledger.attacks import (
     attack_parameters,
 )
 from fedledger.chain.cid import cid_v1_raw
-from fedledger.chain.params import RejectionReason
-from fedledger.chain.rounds import Opening
+from fedledger.chain.params import AggregationRule, RejectionReason
+from fedledger.chain.rounds import Opening, RoundConfig
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.train import TrainConfig, train_local
@@ -370,6 +370,9 @@ class FakeRounds:
 
     def revealed(self, round_: int) -> list[Commit]:
         return self.peers
+
+    def config(self, round_: int) -> RoundConfig:  # no differential privacy
+        return RoundConfig(0, 0, 0, 1, 6_667, 0, 0, 0, AggregationRule.FEDAVG, 0, 0, 0, 0)
 
     def commit_update(self, account: Any, round_: int, seal: bytes) -> Any:
         self.seals.append((round_, seal))

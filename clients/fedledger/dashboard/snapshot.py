@@ -29,10 +29,11 @@ from fedledger.chain.params import (
     VoteType,
 )
 from fedledger.chain.proposals import state_name
-from fedledger.chain.rounds import Rounds
+from fedledger.chain.rounds import RoundConfig, Rounds
 from fedledger.chain.values import format_token_rounded
 from fedledger.dashboard.accuracy import AccuracyBook, ModelRef
 from fedledger.dashboard.events import EventLog
+from fedledger.learning.privacy import PrivacyRule, running_epsilon
 from fedledger.storage.digests import to_hex
 
 FINAL_PROPOSAL_STATES = {
@@ -66,6 +67,7 @@ class Amount:
 class CurrentRound(RoundNow):
     phase_deadline: int | None  # unix time the current phase ends by time; None: a transaction ends it
     rule: str
+    privacy: str  # its differential privacy rule, or "off"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +88,10 @@ class RoundRow:
     model_cid: str | None
     accuracy: float | None
     accuracy_problem: str | None
+    privacy: str  # the round's differential privacy rule, or "off"
+    # Epsilon of a trainer that took part in every round that released updates so far (None: a
+    # round released updates without noise, or none did).
+    epsilon: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,7 +184,7 @@ class FederationView:
         self.rounds = Rounds(ledger)
         self.accuracy = accuracy
         self.events = EventLog(ledger.w3, ledger.contracts, ledger.deployment.block_number)
-        self._rules: dict[int, str] = {}  # round -> its aggregation rule (fixed at opening)
+        self._configs: dict[int, RoundConfig] = {}  # round -> its rules (fixed at opening)
         self._participants: dict[str, Any] = {}  # address -> `Participant` as last read
         self._votes: dict[str, int] = {}
         self._fees: dict[str, int] = {}
@@ -233,12 +239,19 @@ class FederationView:
             **asdict(now),
             phase_deadline=getattr(now, _PHASE_DEADLINE[phase]) if phase in _PHASE_DEADLINE else None,
             rule=self._rule(now.number) if now.opened_at else "",
+            privacy=str(self._privacy(now.number)) if now.opened_at else "",
         )
 
+    def _config(self, round_: int) -> RoundConfig:
+        if round_ not in self._configs:
+            self._configs[round_] = self.rounds.config(round_)
+        return self._configs[round_]
+
     def _rule(self, round_: int) -> str:
-        if round_ not in self._rules:
-            self._rules[round_] = self.rounds.config(round_).aggregation_rule.name
-        return self._rules[round_]
+        return self._config(round_).aggregation_rule.name
+
+    def _privacy(self, round_: int) -> PrivacyRule:
+        return PrivacyRule.of_round(self._config(round_))
 
     # ---------------------------------------------------------------- rounds
 
@@ -258,6 +271,8 @@ class FederationView:
             rejections[int(log["args"]["round"])][str(log["args"]["trainer"])] = reason
         finals = {int(log["args"]["round"]): log for log in self.events.of(task, "RoundFinalized")}
         closed = {int(log["args"]["round"]) for log in self.events.of(task, "RoundClosed")}
+        released = [r for r in sorted(reveals) if reveals[r] and (r in finals or r in closed)]
+        spent = dict(zip(released, running_epsilon([self._privacy(r) for r in released]), strict=True))
         rows = []
         version = 0
         for opened in self.events.of(task, "RoundOpened"):
@@ -277,6 +292,7 @@ class FederationView:
                     rejections=rejections[number],
                     final=final,
                     version=version if final is not None else None,
+                    epsilon=spent.get(number),
                 )
             )
         return rows
@@ -293,6 +309,7 @@ class FederationView:
         rejections: dict[str, str],
         final: Any,
         version: int | None,
+        epsilon: float | None,
     ) -> RoundRow:
         accuracy, problem, digest, cid = None, None, None, None
         if final is not None and version is not None:
@@ -318,6 +335,8 @@ class FederationView:
             model_cid=cid,
             accuracy=accuracy,
             accuracy_problem=problem,
+            privacy=str(self._privacy(number)),
+            epsilon=epsilon,
         )
 
     def _initial_accuracy(self) -> float | None:

@@ -136,6 +136,7 @@ function renderRound(snap) {
   $("round-commits").textContent = `${current.commits} of ${current.expected_commits} expected`;
   $("round-reveals").textContent = `${current.reveals}`;
   $("round-rule").textContent = current.rule || "–";
+  $("round-privacy").textContent = current.privacy || "–";
   $("global-model").textContent = `version ${snap.global_model_version}`;
   $("deadline-commit").textContent = clockTime(current.commit_deadline);
   $("deadline-reveal").textContent = clockTime(current.reveal_deadline);
@@ -191,6 +192,7 @@ function renderTimeline(snap) {
     const tr = row([
       r.round, badge(r.outcome), r.rule, r.commits, r.reveals, r.accepted, r.rejected, r.attestations,
       r.accuracy !== null ? percent(r.accuracy) : (r.accuracy_problem ? "not evaluated" : (r.outcome === "finalized" ? "evaluating…" : null)),
+      epsilonText(r),
       r.outcome === "finalized" ? r.trainer_reward.shown : null,
       r.model_cid ? shortId(r.model_cid) : null,
     ]);
@@ -200,6 +202,13 @@ function renderTimeline(snap) {
     if (reasons.length) tr.cells[6].title = reasons.map(([who, why]) => `${who}: ${why}`).join("\n");
     return tr;
   }));
+}
+
+// "–" without privacy, "∞" once a round released updates without noise, else the epsilon.
+function epsilonText(r) {
+  if (r.epsilon !== null) return r.epsilon.toFixed(2);
+  if (r.privacy === "off" || r.outcome === "open") return null;
+  return "∞";
 }
 
 function renderAccuracy(snap, payload) {
