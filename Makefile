@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: setup compile abi lint slither test test-contracts gas demo dashboard-screenshot clean robustness bench throughput
+.PHONY: setup compile abi lint slither test test-contracts gas demo dashboard-screenshot clean robustness privacy bench throughput
 
 setup:
 	@tools/setup.sh
@@ -51,6 +51,9 @@ clean:
 
 robustness: setup
 	python bench/robustness.py
+
+privacy: setup
+	python bench/privacy.py $(ARGS)
 
 bench: compile
 	tools/setup_bench.sh

@@ -127,10 +127,12 @@ class Cell:
     attack: str | None
     share: float
     attackers: int
+    variant: str = ""  # what else tells this run apart (another experiment's setting)
 
     @property
     def id(self) -> str:
-        return f"{self.shards}/{self.rule}/{self.attack or 'clean'}/{self.attackers}"
+        base = f"{self.shards}/{self.rule}/{self.attack or 'clean'}/{self.attackers}"
+        return f"{base}/{self.variant}" if self.variant else base
 
 
 def attackers_for(share: float, trainers: int) -> int:
@@ -196,7 +198,12 @@ def acceptable(update: dict[str, Array]) -> bool:
     )
 
 
-def run_cell(settings: Settings, cell: Cell) -> dict[str, Any]:
+# What an honest trainer does to its trained model before releasing it, given the round's
+# global model (e.g. differential privacy: clip and noise it). Must pickle (worker processes).
+UpdateTransform = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
+
+
+def run_cell(settings: Settings, cell: Cell, transform: UpdateTransform | None = None) -> dict[str, Any]:
     """Runs `cell` for `settings.rounds` rounds and returns its measurements."""
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -232,6 +239,8 @@ def run_cell(settings: Settings, cell: Cell) -> dict[str, Any]:
             trained = get_weights(model)
             if attack is not None:
                 trained = attack.poison_weights(trained, global_weights, round_)
+            elif transform is not None:
+                trained = transform(trained, global_weights)
             if acceptable(trained):
                 updates.append((trained, result.num_samples))
                 owners.append(index)
@@ -282,13 +291,16 @@ def run_cells(
     cells: Sequence[Cell],
     workers: int,
     report: Callable[[dict[str, Any], int, int], None] | None = None,
+    transforms: Sequence[UpdateTransform | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every cell's result, in the order of `cells`: in this process, or over `workers` (<= 2) processes."""
+    """Every cell's result, in the order of `cells`: in this process, or over `workers` (<= 2)
+    processes. `transforms`: one per cell, applied to its honest trainers' updates."""
     results: dict[str, dict[str, Any]] = {}
+    per_cell = list(transforms) if transforms is not None else [None] * len(cells)
     if workers <= 1:
         _init_worker()
-        for cell in cells:
-            results[cell.id] = run_cell(settings, cell)
+        for cell, transform in zip(cells, per_cell, strict=True):
+            results[cell.id] = run_cell(settings, cell, transform)
             if report:
                 report(results[cell.id], len(results), len(cells))
     else:
@@ -296,7 +308,10 @@ def run_cells(
         with ProcessPoolExecutor(
             max_workers=min(workers, 2), mp_context=context, initializer=_init_worker
         ) as pool:
-            futures: list[Future[dict[str, Any]]] = [pool.submit(run_cell, settings, cell) for cell in cells]
+            futures: list[Future[dict[str, Any]]] = [
+                pool.submit(run_cell, settings, cell, transform)
+                for cell, transform in zip(cells, per_cell, strict=True)
+            ]
             for future in as_completed(futures):
                 result = future.result()
                 results[result["id"]] = result

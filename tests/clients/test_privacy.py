@@ -21,6 +21,7 @@ from fedledger.learning.privacy import (
     check_budget,
     epsilon,
     privatize,
+    release,
 )
 from fedledger.storage.codec import MAX_ABS_VALUE
 
@@ -142,3 +143,10 @@ def test_check_budget__refuses_the_round_that_would_exceed_it() -> None:
         check_budget(spent, rule, budget=allowed - 0.01, delta=DELTA)
     with pytest.raises(PrivacyBudgetExceededError, match="infinity"):
         check_budget([], PrivacyRule(0.0, 1.0, DELTA), budget=100.0, delta=DELTA)
+
+
+def test_release__privatized_only_when_the_round_asks(models: tuple) -> None:
+    update, reference = models
+    assert release(PrivacyRule(0.0, 1.0, DELTA), update, reference) is update
+    released = release(PrivacyRule(1.0, 0.5, DELTA), update, reference)
+    assert distance(released, reference) > 0.5 * math.sqrt(40_000)  # the noise, not the update

@@ -100,6 +100,12 @@ def privatize(
     return noised
 
 
+def release(rule: PrivacyRule, update: dict[str, Array], reference: dict[str, Array]) -> dict[str, Array]:
+    """What a trainer publishes of `update` in a round under `rule`: privatized when the rule
+    asks for privacy, the update itself otherwise."""
+    return privatize(update, reference, rule) if rule.enabled else update
+
+
 def _rdp_accountant() -> RDPAccountant:
     # Imported when needed: opacus brings torch, which `fedledger status` does not otherwise need.
     from opacus.accountants import RDPAccountant

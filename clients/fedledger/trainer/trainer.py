@@ -35,7 +35,7 @@ from fedledger.chain.params import Phase
 from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, set_weights
-from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget, privatize
+from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget, release
 from fedledger.learning.train import TrainConfig, train_local
 from fedledger.retry import service_outage
 from fedledger.storage.codec import Binding, encode
@@ -206,8 +206,7 @@ class Trainer:
         # One parseable line per round: the demo measures protocol overhead against it.
         log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
         update = get_weights(self.model)
-        if privacy.enabled:  # clipped and noised before anyone sees it: the file carries the noise
-            update = privatize(update, weights, privacy)
+        update = release(privacy, update, weights)  # clipped and noised before anyone sees it
         if self.attack:
             update = self.attack.poison_weights(update, weights, round_)
         binding = Binding(
