@@ -145,7 +145,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Read it plainly: with a handful of trainers, client-level noise large enough for a small",
+        "Sigma 0.001 adds almost no noise: its rows show what clipping each update's change to norm",
+        f"{report['clip_norm']:g} costs by itself. Read the rest plainly: with a handful of trainers, client-level noise large enough for a small",
         "epsilon swamps a 46,730-weight update (the noise's norm grows with the square root of the",
         "number of weights, the clipped signal does not), so a meaningful guarantee costs most of the",
         "accuracy, and the epsilons at which accuracy survives are guarantees in name only. Noise",

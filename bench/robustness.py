@@ -45,7 +45,7 @@ from fedledger.learning.data import Dataset, load_mnist, split
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.partition import partition_dirichlet, partition_iid
 from fedledger.learning.train import TrainConfig, evaluate, train_local
-from fedledger.storage.codec import MAX_ABS_VALUE
+from fedledger.storage.codec import MAX_ABS_VALUE, within_bounds
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "robustness.json"
@@ -190,14 +190,6 @@ def shard_data(settings: Settings, shards: str) -> list[Dataset]:
     return [train.subset(part) for part in parts]
 
 
-def acceptable(update: dict[str, Array]) -> bool:
-    """What the codec accepts: finite values within +-MAX_ABS_VALUE."""
-    return all(
-        value.size == 0 or bool(np.isfinite(value).all() and np.abs(value).max() <= MAX_ABS_VALUE)
-        for value in update.values()
-    )
-
-
 # What an honest trainer does to its trained model before releasing it, given the round's
 # global model (e.g. differential privacy: clip and noise it). Must pickle (worker processes).
 UpdateTransform = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
@@ -241,7 +233,7 @@ def run_cell(settings: Settings, cell: Cell, transform: UpdateTransform | None =
                 trained = attack.poison_weights(trained, global_weights, round_)
             elif transform is not None:
                 trained = transform(trained, global_weights)
-            if acceptable(trained):
+            if within_bounds(trained):
                 updates.append((trained, result.num_samples))
                 owners.append(index)
             else:

@@ -150,3 +150,14 @@ def test_release__privatized_only_when_the_round_asks(models: tuple) -> None:
     assert release(PrivacyRule(0.0, 1.0, DELTA), update, reference) is update
     released = release(PrivacyRule(1.0, 0.5, DELTA), update, reference)
     assert distance(released, reference) > 0.5 * math.sqrt(40_000)  # the noise, not the update
+
+
+def test_privatize__diverged_training__released_as_no_change_plus_noise(models: tuple) -> None:
+    update, reference = models
+    diverged = {name: np.full_like(values, np.nan) for name, values in update.items()}
+    rule = PrivacyRule(noise_multiplier=0.5, clip_norm=1.0, delta=DELTA)
+    released = privatize(diverged, reference, rule, np.random.default_rng(3))
+    expected = np.random.default_rng(3)
+    for name in sorted(reference):
+        noise = expected.normal(0.0, 0.5, size=reference[name].shape)
+        np.testing.assert_allclose(released[name], (reference[name] + noise).astype(np.float32), atol=1e-6)

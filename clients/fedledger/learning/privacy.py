@@ -33,7 +33,7 @@ from fedledger.arrays import Array
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import CLIP_NORM_UNIT, DP_DELTA_UNIT
 from fedledger.chain.rounds import RoundConfig
-from fedledger.storage.codec import MAX_ABS_VALUE
+from fedledger.storage.codec import MAX_ABS_VALUE, within_bounds
 
 if TYPE_CHECKING:
     from opacus.accountants import RDPAccountant
@@ -87,10 +87,16 @@ def privatize(
 
     `rng` defaults to a generator seeded from the operating system; pass one only in tests.
     Values are then bounded to what the codec accepts (post-processing: privacy is unchanged).
+    An update that is not finite or beyond the codec's bound (diverged training) counts as no
+    change.
     """
     if not rule.enabled:
         raise ValueError("differential privacy is off for this round (noise multiplier or clip norm is 0)")
     generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
+    if not within_bounds(update):
+        # Training diverged (non-finite or huge weights): an unbounded change has no direction
+        # to clip to, so the trainer releases no change, noised like any other.
+        update = reference
     clipped = clip_update(update, reference, rule.clip_norm)
     std = rule.noise_multiplier * rule.clip_norm
     noised = {}

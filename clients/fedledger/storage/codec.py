@@ -66,6 +66,14 @@ class Binding:
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
+def within_bounds(tensors: Mapping[str, Array]) -> bool:
+    """Whether every value is finite and within +-MAX_ABS_VALUE: what `decode` accepts."""
+    return all(
+        values.size == 0 or bool(np.isfinite(values).all() and np.abs(values).max() <= MAX_ABS_VALUE)
+        for values in tensors.values()
+    )
+
+
 def max_file_size(spec: ModelSpec) -> int:
     """The size bound for a file of `spec`: its tensor data plus a generous header allowance."""
     return spec.file_size + HEADER_SLACK
