@@ -672,7 +672,28 @@ def trainer() -> None:
     "--privacy-budget",
     type=click.FloatRange(min=0, min_open=True),
     metavar="EPSILON",
-    help="stop before taking part in a round that would bring this trainer's epsilon above this",
+    help="stop before taking part in a round that would bring this trainer's epsilon above this "
+    "(sample-level with --dp-sgd-noise, else client-level)",
+)
+@click.option(
+    "--dp-sgd-noise",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SIGMA",
+    help="train with DP-SGD (Opacus): per-example gradients clipped to --dp-sgd-clip, noise SIGMA x that",
+)
+@click.option(
+    "--dp-sgd-clip",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="with --dp-sgd-noise: the L2 bound of each example's gradient",
+)
+@click.option(
+    "--dp-sgd-delta",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=1e-5,
+    show_default=True,
+    help="with --dp-sgd-noise: the delta its epsilon is accounted at",
 )
 @click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
@@ -695,6 +716,9 @@ def trainer_run(
     attack: str | None,
     attack_param: tuple[str, ...],
     privacy_budget: float | None,
+    dp_sgd_noise: float | None,
+    dp_sgd_clip: float,
+    dp_sgd_delta: float,
     progress: bool,
     verbose: bool,
     rpc_url: str | None,
@@ -709,6 +733,7 @@ def trainer_run(
     import torch
 
     from fedledger.attacks import attack_from_name
+    from fedledger.learning.dp_sgd import DpSgdConfig
     from fedledger.learning.model import model_spec
     from fedledger.learning.shards import ShardSpec
     from fedledger.learning.shards import shard as load_shard
@@ -733,6 +758,7 @@ def trainer_run(
         progress=progress,
         attack=_attack(attack, attack_param, attack_from_name),
         privacy_budget=privacy_budget,
+        dp_sgd=DpSgdConfig(dp_sgd_noise, dp_sgd_clip, dp_sgd_delta) if dp_sgd_noise else None,
     )
     stats = runner.run(max_rounds=rounds)
     if runner.privacy_exhausted:

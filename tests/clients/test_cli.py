@@ -76,6 +76,20 @@ def test_help__every_command(run: Callable[..., Result]) -> None:
         (["deploy"], "no devnet is running"),
         (["demo", "--trainers", "1"], "1 is not in the range"),
         (["demo", "--rule", "fedavg"], "'fedavg' is not one of"),
+        (["demo", "--dp-noise", "-1"], "-1.0 is not in the range"),
+        (["demo", "--dp-delta", "1"], "1.0 is not in the range"),
+        (
+            ["gov", "propose", "--set", "task.DP_DELTA=1e12", "--description", "x", "--account", "1"],
+            "bad value",
+        ),
+        (
+            ["trainer", "run", "--shard", "0/2", "--account", "1", "--dp-sgd-noise", "0"],
+            "0.0 is not in the range",
+        ),
+        (
+            ["trainer", "run", "--shard", "0/2", "--account", "1", "--privacy-budget", "-2"],
+            "-2.0 is not in the range",
+        ),
     ],
 )
 def test_bad_arguments__usage_error(

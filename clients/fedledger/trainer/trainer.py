@@ -34,6 +34,7 @@ from fedledger.chain.head import IDLE_WAIT, ChainHead, LogBloom, seconds_until
 from fedledger.chain.params import Phase
 from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
 from fedledger.learning.data import Dataset
+from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger, steps_of, train_local_dp
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget, release
 from fedledger.learning.train import TrainConfig, train_local
@@ -86,9 +87,11 @@ class Trainer:
         attack: Attack | None = None,
         head: ChainHead | None = None,
         privacy_budget: float | None = None,
+        dp_sgd: DpSgdConfig | None = None,
     ) -> None:
         """`privacy_budget`: the epsilon this trainer's operator allows; it stops before taking
-        part in a round that would spend more (None: no limit)."""
+        part in a round that would spend more (None: no limit). It bounds the sample-level
+        epsilon when the trainer runs DP-SGD (`dp_sgd`), the client-level one otherwise."""
         self.ledger = ledger
         self.rounds = Rounds(ledger)
         self.ipfs = ipfs
@@ -101,6 +104,8 @@ class Trainer:
         self.progress = progress
         self.privacy_budget = privacy_budget
         self.privacy_exhausted: str | None = None  # why it stopped taking part, once the budget is spent
+        self.dp_sgd = dp_sgd
+        self.dp_sgd_ledger = DpSgdLedger()  # its DP-SGD steps so far, for the sample-level epsilon
         self._privacy_rules: dict[int, PrivacyRule] = {}  # round -> its DP rule (fixed at opening)
         self.model = build_model()
         self.stats = TrainerStats()
@@ -181,28 +186,25 @@ class Trainer:
         """One round's training and sealed commit; returns whether a commit was sent."""
         started = time.monotonic()
         privacy = self._privacy_rule(round_)
-        if self.privacy_budget is not None:
-            after = check_budget(
-                [self._privacy_rule(r) for r in self._released_rounds()],
-                privacy,
-                self.privacy_budget,
-                privacy.delta,
-            )
-            log.info(
-                "round %d: privacy %s; epsilon after it %.3f (budget %g)",
-                round_,
-                privacy,
-                after,
-                self.privacy_budget,
-            )
-        weights = self._global_weights()
-        set_weights(self.model, weights)
         config = TrainConfig(
             **{**self.train_config.__dict__, "seed": self.train_config.seed * 1_000_003 + round_}
         )
         data = self.attack.poison_data(self.data, round_) if self.attack else self.data
+        if self.privacy_budget is not None:
+            self._check_budget(round_, privacy, data, config)
+        weights = self._global_weights()
+        set_weights(self.model, weights)
         training_started = time.monotonic()
-        result = train_local(self.model, data, config, progress=self.progress)
+        if self.dp_sgd is not None:
+            result = train_local_dp(self.model, data, config, self.dp_sgd, self.dp_sgd_ledger)
+            log.info(
+                "round %d: DP-SGD, sample-level epsilon so far %.3f at delta %g",
+                round_,
+                self.dp_sgd_ledger.epsilon(self.dp_sgd.delta),
+                self.dp_sgd.delta,
+            )
+        else:
+            result = train_local(self.model, data, config, progress=self.progress)
         # One parseable line per round: the demo measures protocol overhead against it.
         log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
         update = get_weights(self.model)
@@ -251,6 +253,29 @@ class Trainer:
             f" under attack {self.attack.name}" if self.attack else "",
         )
         return True
+
+    def _check_budget(self, round_: int, privacy: PrivacyRule, data: Dataset, config: TrainConfig) -> None:
+        """Raises `PrivacyBudgetExceededError` if this round would spend more than the budget."""
+        assert self.privacy_budget is not None
+        if self.dp_sgd is not None:
+            delta = self.dp_sgd.delta
+            after = self.dp_sgd_ledger.epsilon(delta, (self.dp_sgd.noise_multiplier, *steps_of(data, config)))
+            if after > self.privacy_budget:
+                raise PrivacyBudgetExceededError(
+                    f"this round's DP-SGD would bring the sample-level epsilon to {after:.3f} at delta "
+                    f"{delta:g}, over its budget of {self.privacy_budget:g} (spent so far "
+                    f"{self.dp_sgd_ledger.epsilon(delta):.3f})"
+                )
+        else:
+            spent = [self._privacy_rule(r) for r in self._released_rounds()]
+            after = check_budget(spent, privacy, self.privacy_budget, privacy.delta)
+        log.info(
+            "round %d: privacy %s; epsilon after it %.3f (budget %g)",
+            round_,
+            privacy,
+            after,
+            self.privacy_budget,
+        )
 
     def _privacy_rule(self, round_: int) -> PrivacyRule:
         if round_ not in self._privacy_rules:
