@@ -79,10 +79,6 @@ def test_help__every_command(run: Callable[..., Result]) -> None:
         (["demo", "--dp-noise", "-1"], "-1.0 is not in the range"),
         (["demo", "--dp-delta", "1"], "1.0 is not in the range"),
         (
-            ["gov", "propose", "--set", "task.DP_DELTA=1e12", "--description", "x", "--account", "1"],
-            "bad value",
-        ),
-        (
             ["trainer", "run", "--shard", "0/2", "--account", "1", "--dp-sgd-noise", "0"],
             "0.0 is not in the range",
         ),
