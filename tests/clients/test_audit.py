@@ -408,3 +408,7 @@ def test_show_parameter__as_people_read_them() -> None:
     assert show_parameter("CLIP_NORM", 0) == "off"
     assert show_parameter("CLIP_NORM", 2_500_000) == "2.5"
     assert show_parameter("SAMPLE_CAP", 10_000) == "10000"
+    assert show_parameter("DP_NOISE_MULTIPLIER", 1_100_000) == "1.1"
+    assert show_parameter("DP_NOISE_MULTIPLIER", 0) == "off"
+    assert show_parameter("DP_CLIP_NORM", 500_000) == "0.5"
+    assert show_parameter("DP_DELTA", 10_000_000) == "1e-05"

@@ -20,6 +20,7 @@ from fedledger.chain import rpc
 from fedledger.chain.contracts import FedLedger, GlobalModel
 from fedledger.chain.params import (
     CLIP_NORM_UNIT,
+    DP_DELTA_UNIT,
     AggregationRule,
     Phase,
     RegistryParameter,
@@ -395,8 +396,14 @@ def show_parameter(name: str, value: int) -> str:
         return AggregationRule(value).name
     if name.endswith("_STAKE") or name in ("REWARD_PER_ROUND", "AGGREGATOR_FEE"):
         return format_token(value)
-    if name == TaskParameter.CLIP_NORM.name:
+    if name in (
+        TaskParameter.CLIP_NORM.name,
+        TaskParameter.DP_CLIP_NORM.name,
+        TaskParameter.DP_NOISE_MULTIPLIER.name,
+    ):
         return f"{value / CLIP_NORM_UNIT:g}" if value else "off"
+    if name == TaskParameter.DP_DELTA.name:
+        return f"{value / DP_DELTA_UNIT:g}"
     if name.endswith("_BPS"):
         return f"{value / 100:g}%"
     if name.endswith(("_WINDOW", "_PERIOD")):

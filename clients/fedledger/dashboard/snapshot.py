@@ -361,24 +361,22 @@ class FederationView:
                 touched.add(str(args["aggregator"]))
         for address in touched:
             self._participants[address] = self.ledger.participant(address)
+        roles = self._registered_roles()
         for address in touched:
-            if self._role_of(address) == Role.AGGREGATOR:
+            if roles.get(address) == Role.AGGREGATOR:
                 self._fees[address] = self.rounds.fees_of(address)
 
-    def _role_of(self, address: str) -> Role:
-        roles = [
-            Role(int(log["args"]["role"]))
-            for log in self.events.of("StakingRegistry", "Registered")
-            if str(log["args"]["account"]) == address
-        ]
-        return roles[-1] if roles else Role.NONE
+    def _registered_roles(self) -> dict[str, Role]:
+        """Account -> the role it last registered with, in first-registration order."""
+        roles: dict[str, Role] = {}
+        for log in self.events.of("StakingRegistry", "Registered"):
+            roles[str(log["args"]["account"])] = Role(int(log["args"]["role"]))
+        return roles
 
     def _participant_rows(self) -> list[ParticipantRow]:
         """Everyone who ever registered: trainers first, each group in registration order."""
         registry, task = "StakingRegistry", "FederatedTask"
-        roles: dict[str, Role] = {}
-        for log in self.events.of(registry, "Registered"):
-            roles[str(log["args"]["account"])] = Role(int(log["args"]["role"]))
+        roles = self._registered_roles()
         rewards = _sum_by(self.events.of(task, "RewardClaimed"), "trainer")
         fees = _sum_by(self.events.of(task, "FeeCredited"), "aggregator")
         slashed = _sum_by(self.events.of(registry, "Slashed"), "account")
