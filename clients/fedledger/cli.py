@@ -733,7 +733,7 @@ def trainer_run(
     import torch
 
     from fedledger.attacks import attack_from_name
-    from fedledger.learning.dp_sgd import DpSgdConfig
+    from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger
     from fedledger.learning.model import model_spec
     from fedledger.learning.shards import ShardSpec
     from fedledger.learning.shards import shard as load_shard
@@ -759,6 +759,8 @@ def trainer_run(
         attack=_attack(attack, attack_param, attack_from_name),
         privacy_budget=privacy_budget,
         dp_sgd=DpSgdConfig(dp_sgd_noise, dp_sgd_clip, dp_sgd_delta) if dp_sgd_noise else None,
+        # What DP-SGD spent survives restarts: one ledger per account in the run directory.
+        dp_sgd_ledger=DpSgdLedger.open(obj.run_dir / "privacy" / f"dp-sgd-{account.address}.json"),
     )
     stats = runner.run(max_rounds=rounds)
     if runner.privacy_exhausted:

@@ -5,6 +5,7 @@ DP-SGD (Opacus) trains with per-example clipping and accounts every step."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from safetensors.numpy import load as load_tensors
 from fedledger.arrays import Array
 from fedledger.chain.params import AggregationRule
 from fedledger.chain.rounds import Commit, RoundConfig
-from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger, steps_of, train_local_dp
+from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger, DpSgdLedgerError, steps_of, train_local_dp
 from fedledger.learning.model import build_model, get_weights
 from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, epsilon
 from tests.clients.fakes import FakeIpfs
@@ -131,3 +132,21 @@ def test_dp_sgd_trainer__budget_bounds_the_sample_level_epsilon(global_weights: 
     assert runner.dp_sgd_ledger.epsilon(dp.delta) == pytest.approx(one_round)
     with pytest.raises(PrivacyBudgetExceededError, match="sample-level epsilon"):
         runner.train_and_commit(fixtures.ROUND + 1)  # two rounds spend more than 1.05 rounds
+
+
+def test_dp_sgd_ledger__kept_on_disk_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "privacy" / "dp-sgd-0xabc.json"
+    ledger = DpSgdLedger.open(path)
+    assert ledger.history == [] and not path.exists()
+    ledger.add([(1.0, 0.25, 4)])
+    ledger.add([(1.2, 0.25, 4)])
+    again = DpSgdLedger.open(path)
+    assert again.history == [(1.0, 0.25, 4), (1.2, 0.25, 4)]
+    assert again.epsilon(1e-5) == pytest.approx(ledger.epsilon(1e-5)) and again.epsilon(1e-5) > 0
+
+
+def test_dp_sgd_ledger__unreadable_file__clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text('{"history": [[1.0, "x"]]}')
+    with pytest.raises(DpSgdLedgerError, match=r"is not a DP-SGD ledger.*rather than delete it"):
+        DpSgdLedger.open(path)

@@ -10,17 +10,24 @@ then clips and noises the resulting update as for any trainer.
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from fedledger.chain.errors import FedledgerError
 from fedledger.learning.data import Dataset
 from fedledger.learning.train import TrainConfig, TrainResult
+
+
+class DpSgdLedgerError(FedledgerError):
+    """The file that records a trainer's DP-SGD steps cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,35 @@ class DpSgdConfig:
 
 @dataclass
 class DpSgdLedger:
-    """The trainer's DP-SGD steps so far, as Opacus's accountant history (noise, sample rate, steps)."""
+    """The trainer's DP-SGD steps so far, as Opacus's accountant history (noise, sample rate,
+    steps). Kept in `path` when given, so a restarted trainer still counts what it spent."""
 
     history: list[tuple[float, float, int]] = field(default_factory=list)
+    path: Path | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> DpSgdLedger:
+        """The ledger kept at `path` (empty if the file does not exist yet)."""
+        if not path.exists():
+            return cls(path=path)
+        try:
+            entries = json.loads(path.read_text())["history"]
+            history = [(float(noise), float(rate), int(steps)) for noise, rate, steps in entries]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DpSgdLedgerError(
+                f"{path} is not a DP-SGD ledger ({exc}); it records the privacy already spent, so fix or "
+                "restore it rather than delete it"
+            ) from exc
+        return cls(history=history, path=path)
+
+    def add(self, steps: list[tuple[float, float, int]]) -> None:
+        """Records `steps` (and writes the file, atomically, before anything is released)."""
+        self.history.extend(steps)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"history": self.history}))
+            tmp.replace(self.path)
 
     def epsilon(self, delta: float, extra: tuple[float, float, int] | None = None) -> float:
         """Epsilon per example after the steps so far (and `extra` steps, if given)."""
@@ -108,5 +141,5 @@ def train_local_dp(
                     batches += 1
     finally:
         private_model._close()  # removes Opacus's hooks: `model` is a plain module again
-    ledger.history.extend(engine.accountant.history)
+    ledger.add(list(engine.accountant.history))
     return TrainResult(num_samples=len(data), mean_loss=total_loss / max(batches, 1))

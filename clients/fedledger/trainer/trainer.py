@@ -88,10 +88,12 @@ class Trainer:
         head: ChainHead | None = None,
         privacy_budget: float | None = None,
         dp_sgd: DpSgdConfig | None = None,
+        dp_sgd_ledger: DpSgdLedger | None = None,
     ) -> None:
         """`privacy_budget`: the epsilon this trainer's operator allows; it stops before taking
         part in a round that would spend more (None: no limit). It bounds the sample-level
-        epsilon when the trainer runs DP-SGD (`dp_sgd`), the client-level one otherwise."""
+        epsilon when the trainer runs DP-SGD (`dp_sgd`, its steps kept in `dp_sgd_ledger`), the
+        client-level one otherwise."""
         self.ledger = ledger
         self.rounds = Rounds(ledger)
         self.ipfs = ipfs
@@ -105,7 +107,8 @@ class Trainer:
         self.privacy_budget = privacy_budget
         self.privacy_exhausted: str | None = None  # why it stopped taking part, once the budget is spent
         self.dp_sgd = dp_sgd
-        self.dp_sgd_ledger = DpSgdLedger()  # its DP-SGD steps so far, for the sample-level epsilon
+        # Its DP-SGD steps so far, for the sample-level epsilon.
+        self.dp_sgd_ledger = dp_sgd_ledger if dp_sgd_ledger is not None else DpSgdLedger()
         self._privacy_rules: dict[int, PrivacyRule] = {}  # round -> its DP rule (fixed at opening)
         self.model = build_model()
         self.stats = TrainerStats()
