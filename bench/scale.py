@@ -64,10 +64,8 @@ from fedledger.learning.model import build_model, get_weights, model_spec
 from fedledger.learning.shards import held_out
 from fedledger.learning.train import accuracy_of
 from fedledger.relayer.relayer import Relayer, RelayReport
-from fedledger.storage.codec import encode
-from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient
-from fedledger.storage.models import fetch_model, global_model_binding
+from fedledger.storage.models import fetch_model, global_model_binding, pin_initial_model
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "scale.json"
@@ -109,21 +107,11 @@ class Aggregators:
 def deploy_options(ipfs: IpfsClient) -> tuple[list[str], dict[str, Any]]:
     """The real initial model, pinned, and the deploy options that name it."""
     spec = model_spec()
-    weights = get_weights(build_model(seed=0))
-    data = encode(
-        weights, global_model_binding(chain_id=PROFILE.chain_id, task="", version=0, spec=spec), spec
-    )
-    cid = ipfs.add(data, name="model-v0.safetensors").cid
-    options = [
-        "--initial-model-digest",
-        to_hex(sha256(data)),
-        "--initial-model-cid",
-        cid,
-        "--model-spec-hash",
-        to_hex(spec.hash()),
-        *WINDOWS,
-    ]
-    return options, {"parameters": spec.parameter_count, "file_bytes": len(data)}
+    initial = pin_initial_model(ipfs, get_weights(build_model(seed=0)), spec, chain_id=PROFILE.chain_id)
+    return [*initial.deploy_options(), *WINDOWS], {
+        "parameters": spec.parameter_count,
+        "file_bytes": len(initial.data),
+    }
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from fedledger.dashboard.snapshot import ChainWentBackError
 from fedledger.learning.model import build_model, get_weights, model_spec
 from fedledger.storage.codec import encode
 from fedledger.storage.digests import sha256
-from fedledger.storage.models import global_model_binding
+from fedledger.storage.models import fetch_model, global_model_binding, pin_initial_model
 from tests.clients.fakes import FakeIpfs
 
 CHAIN_ID = 31337
@@ -386,3 +386,27 @@ def test_cli_dashboard__bad_arguments(tmp_path: Path) -> None:
 def test_cli_demo__dashboard_needs_the_training_demo(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--governance-only", "--dashboard")
     assert result.exit_code == 2 and "--dashboard runs with the training demo" in result.output
+
+
+def test_pin_initial_model__pinned_version_0_and_the_options_that_name_it() -> None:
+    ipfs, spec = FakeIpfs(), model_spec()
+    weights = get_weights(build_model(seed=4))
+    initial = pin_initial_model(ipfs, weights, spec, chain_id=CHAIN_ID)
+    assert ipfs.files[initial.cid] == initial.data and initial.digest == sha256(initial.data)
+    assert initial.deploy_options() == [
+        "--initial-model-digest",
+        "0x" + initial.digest.hex(),
+        "--initial-model-cid",
+        initial.cid,
+        "--model-spec-hash",
+        "0x" + spec.hash().hex(),
+    ]
+    # What the dashboard (and every trainer) fetches back as version 0, checked against the chain.
+    fetched = fetch_model(
+        ipfs,
+        initial.cid,
+        initial.digest,
+        spec,
+        global_model_binding(chain_id=CHAIN_ID, task="", version=0, spec=spec),
+    )
+    assert all(np.array_equal(fetched[k], weights[k]) for k in weights)

@@ -33,10 +33,8 @@ from fedledger.devnet.process import log_tail
 from fedledger.learning.model import build_model, get_weights, model_spec
 from fedledger.learning.shards import ShardSpec, held_out, shard
 from fedledger.learning.train import TrainConfig, evaluate
-from fedledger.storage.codec import encode
-from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient
-from fedledger.storage.models import global_model_binding
+from fedledger.storage.models import pin_initial_model
 from fedledger.trainer.trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -110,12 +108,10 @@ def running_federation(
         running_devnet(PROFILES["local"], run_dir=run_dir) as devnet,
         ipfs_daemon.running_ipfs(run_dir=run_dir) as daemon,
     ):
-        spec = model_spec()
         initial = build_model(seed=0)
-        data = encode(
-            get_weights(initial), global_model_binding(chain_id=CHAIN_ID, task="", version=0, spec=spec), spec
+        pinned = pin_initial_model(
+            IpfsClient(daemon.api_url), get_weights(initial), model_spec(), chain_id=CHAIN_ID
         )
-        cid = IpfsClient(daemon.api_url).add(data).cid
         deployment, _ = ape_cli.deploy(
             project=PROJECT,
             network=PROFILES["local"].ape_network,
@@ -124,12 +120,7 @@ def running_federation(
             account="TEST::0",
             deployments_dir=run_dir / "deployments",
             options=[
-                "--initial-model-digest",
-                to_hex(sha256(data)),
-                "--initial-model-cid",
-                cid,
-                "--model-spec-hash",
-                to_hex(spec.hash()),
+                *pinned.deploy_options(),
                 "--min-updates",
                 "2",
                 "--commit-window",

@@ -61,10 +61,9 @@ from fedledger.learning.privacy import PrivacyRule, running_epsilon
 from fedledger.learning.shards import held_out
 from fedledger.learning.train import evaluate
 from fedledger.priority import lower_thread_priority
-from fedledger.storage.codec import encode
-from fedledger.storage.digests import sha256, to_hex
+from fedledger.storage.digests import to_hex
 from fedledger.storage.ipfs import IpfsClient
-from fedledger.storage.models import fetch_model, global_model_binding
+from fedledger.storage.models import fetch_model, global_model_binding, pin_initial_model
 from fedledger.storage.schema import ModelSpec
 
 DEPLOYER_ACCOUNT = "TEST::0"  # ape's first test account = Anvil's account 0
@@ -210,13 +209,11 @@ def _run(
     ipfs = IpfsClient(ipfs_url)
     spec = model_spec()
     initial = build_model(seed=options.data_seed)
-    binding = global_model_binding(chain_id=LOCAL_CHAIN_ID, task="", version=0, spec=spec)
-    initial_bytes = encode(get_weights(initial), binding, spec)
-    pinned = ipfs.add(initial_bytes, name="model-v0.safetensors")
+    pinned = pin_initial_model(ipfs, get_weights(initial), spec, chain_id=LOCAL_CHAIN_ID)
     test_set = held_out(options.data_seed)
     summary.initial_accuracy = round(evaluate(initial, test_set), 4)
-    log.step(f"initial model: {spec.name}, {spec.parameter_count:,} parameters, {len(initial_bytes):,} bytes")
-    log.info(f"sha256 {to_hex(sha256(initial_bytes))}  cid {pinned.cid}  accuracy {summary.initial_accuracy}")
+    log.step(f"initial model: {spec.name}, {spec.parameter_count:,} parameters, {len(pinned.data):,} bytes")
+    log.info(f"sha256 {to_hex(pinned.digest)}  cid {pinned.cid}  accuracy {summary.initial_accuracy}")
 
     log.step("deploying with the ape script: ape run deploy all --network ethereum:local:foundry")
     deployment, _ = ape_cli.deploy(
@@ -226,7 +223,7 @@ def _run(
         chain_id=LOCAL_CHAIN_ID,
         account=DEPLOYER_ACCOUNT,
         deployments_dir=options.run_dir / "deployments",
-        options=_deploy_options(options, sha256(initial_bytes), pinned.cid, spec.hash()),
+        options=[*pinned.deploy_options(), *_deploy_options(options)],
     )
     show_deployment(deployment, log)
     summary.chain_id, summary.addresses = deployment.chain_id, dict(deployment.addresses)
@@ -308,14 +305,9 @@ def _attack_of(options: FederatedOptions, attacker: int) -> str:
     return options.attacks[attacker % len(options.attacks)]
 
 
-def _deploy_options(options: FederatedOptions, digest: bytes, cid: str, spec_hash: bytes) -> list[str]:
+def _deploy_options(options: FederatedOptions) -> list[str]:
+    """The deploy options of the demo's task, besides its initial model."""
     return [
-        "--initial-model-digest",
-        to_hex(digest),
-        "--initial-model-cid",
-        cid,
-        "--model-spec-hash",
-        to_hex(spec_hash),
         "--commit-window",
         str(options.commit_window),
         "--reveal-window",

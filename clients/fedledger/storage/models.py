@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from fedledger.arrays import Array
-from fedledger.storage.codec import Binding, decode, max_file_size
+from fedledger.storage.codec import Binding, decode, encode, max_file_size
 from fedledger.storage.digests import sha256, to_hex
+from fedledger.storage.ipfs import Pinned
 from fedledger.storage.schema import ModelSpec
 
 
@@ -45,3 +47,42 @@ def fetch_model(
             f"global model {cid}: sha256 {sha256(data).hex()} != on-chain {digest.hex()}"
         )
     return decode(data, spec, binding)
+
+
+class ModelStore(Protocol):
+    """Where files are pinned (`IpfsClient` is one)."""
+
+    def add(self, data: bytes, name: str = ...) -> Pinned: ...
+
+
+@dataclass(frozen=True)
+class InitialModel:
+    """Global model version 0 as pinned before deployment: its file and where it lives."""
+
+    data: bytes
+    cid: str
+    spec: ModelSpec
+
+    @property
+    def digest(self) -> bytes:
+        return sha256(self.data)
+
+    def deploy_options(self) -> list[str]:
+        """The `ape run deploy all` options that name it (digest, CID and the model spec's hash)."""
+        return [
+            "--initial-model-digest",
+            to_hex(self.digest),
+            "--initial-model-cid",
+            self.cid,
+            "--model-spec-hash",
+            to_hex(self.spec.hash()),
+        ]
+
+
+def pin_initial_model(
+    ipfs: ModelStore, weights: dict[str, Array], spec: ModelSpec, *, chain_id: int
+) -> InitialModel:
+    """Encodes `weights` as global model version 0 of a task on `chain_id` and pins it."""
+    data = encode(weights, global_model_binding(chain_id=chain_id, task="", version=0, spec=spec), spec)
+    pinned = ipfs.add(data, name="model-v0.safetensors")
+    return InitialModel(data=data, cid=pinned.cid, spec=spec)
