@@ -25,9 +25,13 @@ from typing import Any
 
 import click
 import torch
-from robustness import Cell, Settings, machine_info, run_cells, train_test
+from robustness import Cell, Honest, Settings, machine_info, run_cells, shard_data, train_test
+from torch import nn
 
+from fedledger.learning.data import Dataset
+from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger, steps_of, train_local_dp
 from fedledger.learning.privacy import SENSITIVITY_IN_CLIP_NORMS, PrivacyRule, epsilon, release
+from fedledger.learning.train import TrainConfig, TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "privacy.json"
@@ -38,39 +42,42 @@ SHARD_TITLES = {"iid": "IID", "dirichlet": "Dirichlet(0.5)"}
 RULE_TITLES = {"fedavg": "FedAvg", "median": "median"}
 
 
-def variant(sigma: float) -> str:
-    return "no-dp" if sigma == 0 else f"sigma={sigma:g}"
+def variant(sigma: float, kind: str = "client") -> str:
+    if sigma == 0:
+        return "no-dp"
+    return f"sigma={sigma:g}" if kind == "client" else f"dp-sgd-sigma={sigma:g}"
+
+
+def dp_sgd_training(dp: DpSgdConfig, model: nn.Module, data: Dataset, config: TrainConfig) -> TrainResult:
+    """One round of a trainer's DP-SGD (the bench accounts its epsilon from the step counts)."""
+    return train_local_dp(model, data, config, dp, DpSgdLedger())
+
+
+def _progress(result: dict[str, Any], done: int, total: int) -> None:
+    click.echo(
+        f"[{done}/{total}] {result['id']}: accuracy {result['accuracy']:.4f} ({result['seconds']:.1f} s)",
+        err=True,
+    )
+    sys.stderr.flush()
+
+
+def _cell(shards: str, rule: str, name: str) -> Cell:
+    return Cell(shards=shards, rule=rule, attack=None, share=0.0, attackers=0, variant=name)
 
 
 def run(
     settings: Settings, sigmas: list[float], clip: float, delta: float, workers: int
 ) -> list[dict[str, Any]]:
-    cells, transforms, rules = [], [], []
+    """Client-level DP (the governed mechanism) at each noise multiplier."""
+    cells, behaviours, rules = [], [], []
     for shards in SHARDS:
         for rule_name in RULES:
             for sigma in sigmas:
-                cells.append(
-                    Cell(
-                        shards=shards,
-                        rule=rule_name,
-                        attack=None,
-                        share=0.0,
-                        attackers=0,
-                        variant=variant(sigma),
-                    )
-                )
+                cells.append(_cell(shards, rule_name, variant(sigma)))
                 rule = PrivacyRule(noise_multiplier=sigma, clip_norm=clip, delta=delta)
                 rules.append(rule)
-                transforms.append(partial(release, rule) if rule.enabled else None)
-
-    def progress(result: dict[str, Any], done: int, total: int) -> None:
-        click.echo(
-            f"[{done}/{total}] {result['id']}: accuracy {result['accuracy']:.4f} ({result['seconds']:.1f} s)",
-            err=True,
-        )
-        sys.stderr.flush()
-
-    results = run_cells(settings, cells, workers, progress, transforms)
+                behaviours.append(Honest(release=partial(release, rule) if rule.enabled else None))
+    results = run_cells(settings, cells, workers, _progress, behaviours)
     rows = []
     for cell, rule, result in zip(cells, rules, results, strict=True):
         spent = epsilon([rule] * settings.rounds, delta) if rule.enabled else math.inf
@@ -89,6 +96,42 @@ def run(
     return rows
 
 
+def run_dp_sgd(
+    settings: Settings, sigmas: list[float], grad_clip: float, delta: float, workers: int
+) -> list[dict[str, Any]]:
+    """Every trainer running DP-SGD at each noise multiplier, with no client-level noise. The
+    epsilon is per example, for the trainer with the smallest shard (the largest sampling rate)."""
+    cells, behaviours = [], []
+    for shards in SHARDS:
+        for rule_name in RULES:
+            for sigma in sigmas:
+                cells.append(_cell(shards, rule_name, variant(sigma, "dp-sgd")))
+                dp = DpSgdConfig(noise_multiplier=sigma, max_grad_norm=grad_clip, delta=delta)
+                behaviours.append(Honest(train=partial(dp_sgd_training, dp)))
+    results = run_cells(settings, cells, workers, _progress, behaviours)
+    config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size)
+    rows = []
+    for cell, result in zip(cells, results, strict=True):
+        sigma = float(cell.variant.split("=")[1])
+        smallest = min(shard_data(settings, cell.shards), key=len)
+        one_round = (sigma, *steps_of(smallest, config))
+        spent = DpSgdLedger(history=[one_round] * settings.rounds).epsilon(delta)
+        rows.append(
+            {
+                "shards": cell.shards,
+                "rule": cell.rule,
+                "sigma": sigma,
+                "grad_clip": grad_clip,
+                "epsilon_per_example": round(spent, 3),
+                "smallest_shard": len(smallest),
+                "accuracy": result["accuracy"],
+                "round_accuracy": result["round_accuracy"],
+                "seconds": result["seconds"],
+            }
+        )
+    return rows
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     settings, rows = report["settings"], report["rows"]
     lines = [
@@ -97,7 +140,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "How fedledger protects what trainers' updates reveal about their data, who decides how",
         "much, and what it costs in accuracy. Generated by `make privacy`",
         f"(`{report['command']}`, {report['total_seconds']:.0f} s on {report['machine']['cpus_available']} CPUs);",
-        "the text around the table is part of the generator.",
+        "the text around the tables is part of the generator.",
         "",
         "## The mechanism",
         "",
@@ -161,6 +204,29 @@ def render_markdown(report: dict[str, Any]) -> str:
         "this table is the honest starting point, measured, not a claim that client-level DP is free.",
         "",
     ]
+    dp_sgd = report["dp_sgd"]
+    lines += [
+        "",
+        "### Sample-level DP-SGD",
+        "",
+        f"The same federation with every trainer running DP-SGD (gradient bound {dp_sgd['grad_clip']:g},",
+        f"batches of {settings['batch_size']} on average) and no client-level noise. Epsilon is per example, for",
+        "the trainer with the smallest shard (the largest sampling rate), over all the rounds.",
+        "",
+        "| shards | rule | sigma | epsilon per example | held-out accuracy |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for row in dp_sgd["rows"]:
+        lines.append(
+            f"| {SHARD_TITLES[row['shards']]} | {RULE_TITLES[row['rule']]} | {row['sigma']:g} | "
+            f"{row['epsilon_per_example']:,.2f} | {100 * row['accuracy']:.2f} % |"
+        )
+    lines += [
+        "",
+        "DP-SGD's guarantee is per example of a trainer's data, not for its data as a whole: a",
+        "weaker promise than client-level DP, so its epsilons do not compare with the table above.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -177,6 +243,16 @@ def render_markdown(report: dict[str, Any]) -> str:
 )
 @click.option(
     "--sigmas", default=None, help="Comma-separated noise multipliers, 0 = no DP [0,0.001,0.01,0.1,1]."
+)
+@click.option(
+    "--dp-sgd-sigmas", default=None, help="Comma-separated DP-SGD noise multipliers [0.5,1,2; quick 1]."
+)
+@click.option(
+    "--grad-clip",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="DP-SGD: L2 bound of each example's gradient.",
 )
 @click.option("--workers", type=click.IntRange(1, 2), default=2, show_default=True)
 @click.option(
@@ -195,6 +271,8 @@ def main(
     clip: float,
     delta: float,
     sigmas: str | None,
+    dp_sgd_sigmas: str | None,
+    grad_clip: float,
     workers: int,
     quick: bool,
     out: Path,
@@ -203,14 +281,10 @@ def main(
     """Held-out accuracy and epsilon for each noise multiplier, shard type and rule."""
     torch.set_num_threads(1)
     started = time.perf_counter()
-    try:
-        levels = [float(s) for s in (sigmas or ("0,0.1" if quick else "0,0.001,0.01,0.1,1")).split(",")]
-    except ValueError:
-        raise click.BadParameter(
-            f"{sigmas!r} is not a comma-separated list of numbers", param_hint="--sigmas"
-        ) from None
-    if any(level < 0 for level in levels):
-        raise click.BadParameter("noise multipliers are >= 0", param_hint="--sigmas")
+    levels = _levels(sigmas or ("0,0.1" if quick else "0,0.001,0.01,0.1,1"), "--sigmas", allow_zero=True)
+    dp_sgd_levels = _levels(
+        dp_sgd_sigmas or ("1" if quick else "0.5,1,2"), "--dp-sgd-sigmas", allow_zero=False
+    )
     settings = Settings(
         trainers=trainers or (3 if quick else 8),
         rounds=rounds or (2 if quick else 5),
@@ -219,6 +293,7 @@ def main(
     )
     train, test = train_test(settings.seed, settings.train_samples)
     rows = run(settings, levels, clip, delta, workers)
+    dp_sgd_rows = run_dp_sgd(settings, dp_sgd_levels, grad_clip, delta, workers)
     report: dict[str, Any] = {
         "experiment": "held-out accuracy against epsilon, client-level DP (in-process simulation)",
         "command": shlex.join(["python", *sys.argv]),
@@ -231,6 +306,12 @@ def main(
         "accountant": "opacus RDPAccountant, noise multiplier sigma / 2, sample rate 1, one step per round",
         "data": {"train": len(train), "test": len(test)},
         "rows": rows,
+        "dp_sgd": {
+            "grad_clip": grad_clip,
+            "sigmas": dp_sgd_levels,
+            "accountant": "opacus RDPAccountant over each round's DP-SGD steps (Poisson sampling)",
+            "rows": dp_sgd_rows,
+        },
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +319,18 @@ def main(
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(render_markdown(report))
     click.echo(f"wrote {out} and {doc} in {report['total_seconds']:.0f} s", err=True)
+
+
+def _levels(text: str, option: str, *, allow_zero: bool) -> list[float]:
+    try:
+        levels = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of numbers", param_hint=option
+        ) from None
+    if any(level < 0 or (level == 0 and not allow_zero) for level in levels):
+        raise click.BadParameter(f"noise multipliers are {'>=' if allow_zero else '>'} 0", param_hint=option)
+    return levels
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from typing import Any
 import click
 import numpy as np
 import torch
+from torch import nn
 
 from fedledger.aggregation.rules import UnsupportedRuleError, aggregate, describe_rule
 from fedledger.arrays import Array
@@ -44,7 +45,7 @@ from fedledger.chain.params import AggregationRule
 from fedledger.learning.data import Dataset, load_mnist, split
 from fedledger.learning.model import build_model, get_weights, set_weights
 from fedledger.learning.partition import partition_dirichlet, partition_iid
-from fedledger.learning.train import TrainConfig, evaluate, train_local
+from fedledger.learning.train import TrainConfig, TrainResult, evaluate, train_local
 from fedledger.storage.codec import MAX_ABS_VALUE, within_bounds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,11 +192,20 @@ def shard_data(settings: Settings, shards: str) -> list[Dataset]:
 
 
 # What an honest trainer does to its trained model before releasing it, given the round's
-# global model (e.g. differential privacy: clip and noise it). Must pickle (worker processes).
+# global model (e.g. differential privacy: clip and noise it).
 UpdateTransform = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
+LocalTraining = Callable[[nn.Module, Dataset, TrainConfig], TrainResult]
 
 
-def run_cell(settings: Settings, cell: Cell, transform: UpdateTransform | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Honest:
+    """How honest trainers train and what they release (both must pickle: worker processes)."""
+
+    train: LocalTraining = train_local
+    release: UpdateTransform | None = None
+
+
+def run_cell(settings: Settings, cell: Cell, honest: Honest = Honest()) -> dict[str, Any]:
     """Runs `cell` for `settings.rounds` rounds and returns its measurements."""
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -227,12 +237,15 @@ def run_cell(settings: Settings, cell: Cell, transform: UpdateTransform | None =
                 momentum=settings.momentum,
                 seed=(settings.seed * 1_000 + index) * 1_000_003 + round_,
             )
-            result = train_local(model, attack.poison_data(shard, round_) if attack else shard, config)
+            if attack is not None:
+                result = train_local(model, attack.poison_data(shard, round_), config)
+            else:
+                result = honest.train(model, shard, config)
             trained = get_weights(model)
             if attack is not None:
                 trained = attack.poison_weights(trained, global_weights, round_)
-            elif transform is not None:
-                trained = transform(trained, global_weights)
+            elif honest.release is not None:
+                trained = honest.release(trained, global_weights)
             if within_bounds(trained):
                 updates.append((trained, result.num_samples))
                 owners.append(index)
@@ -283,16 +296,16 @@ def run_cells(
     cells: Sequence[Cell],
     workers: int,
     report: Callable[[dict[str, Any], int, int], None] | None = None,
-    transforms: Sequence[UpdateTransform | None] | None = None,
+    honest: Sequence[Honest] | None = None,
 ) -> list[dict[str, Any]]:
     """Every cell's result, in the order of `cells`: in this process, or over `workers` (<= 2)
-    processes. `transforms`: one per cell, applied to its honest trainers' updates."""
+    processes. `honest`: one per cell, how its honest trainers train and release."""
     results: dict[str, dict[str, Any]] = {}
-    per_cell = list(transforms) if transforms is not None else [None] * len(cells)
+    per_cell = list(honest) if honest is not None else [Honest()] * len(cells)
     if workers <= 1:
         _init_worker()
-        for cell, transform in zip(cells, per_cell, strict=True):
-            results[cell.id] = run_cell(settings, cell, transform)
+        for cell, behaviour in zip(cells, per_cell, strict=True):
+            results[cell.id] = run_cell(settings, cell, behaviour)
             if report:
                 report(results[cell.id], len(results), len(cells))
     else:
@@ -301,8 +314,8 @@ def run_cells(
             max_workers=min(workers, 2), mp_context=context, initializer=_init_worker
         ) as pool:
             futures: list[Future[dict[str, Any]]] = [
-                pool.submit(run_cell, settings, cell, transform)
-                for cell, transform in zip(cells, per_cell, strict=True)
+                pool.submit(run_cell, settings, cell, behaviour)
+                for cell, behaviour in zip(cells, per_cell, strict=True)
             ]
             for future in as_completed(futures):
                 result = future.result()

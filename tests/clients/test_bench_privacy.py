@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fedledger.learning.dp_sgd import DpSgdLedger
 from fedledger.learning.privacy import PrivacyRule, epsilon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,3 +64,20 @@ def test_quick_run__markdown_table(quick_run: tuple[dict[str, Any], str]) -> Non
     assert "| IID | FedAvg | no DP | ∞ (no noise) |" in doc
     assert "| Dirichlet(0.5) | median | 0.1 |" in doc
     assert "`python " in doc
+
+
+def test_quick_run__dp_sgd_rows(quick_run: tuple[dict[str, Any], str]) -> None:
+    report, doc = quick_run
+    dp_sgd = report["dp_sgd"]
+    assert dp_sgd["sigmas"] == [1.0] and dp_sgd["grad_clip"] == 1.0
+    rows = dp_sgd["rows"]
+    assert [(r["shards"], r["rule"], r["sigma"]) for r in rows] == [
+        (shards, rule, 1.0) for shards in ("iid", "dirichlet") for rule in ("fedavg", "median")
+    ]
+    for row in rows:
+        assert 0 <= row["accuracy"] <= 1 and row["smallest_shard"] > 0
+        # The accountant's figure for the smallest shard's steps over the 2 rounds.
+        batches = -(-row["smallest_shard"] // 32)
+        expected = DpSgdLedger(history=[(1.0, 1 / batches, batches)] * 2).epsilon(1e-5)
+        assert row["epsilon_per_example"] == pytest.approx(expected, rel=1e-3)
+    assert "### Sample-level DP-SGD" in doc and "| IID | FedAvg | 1 |" in doc
