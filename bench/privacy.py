@@ -202,6 +202,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "accuracy, and the epsilons at which accuracy survives are guarantees in name only. Noise",
         "averages out with more trainers (by the square root of their number) and with smaller models;",
         "this table is the honest starting point, measured, not a claim that client-level DP is free.",
+        "The noise is drawn fresh from the operating system, as trainers draw it, so rows with noise",
+        "move by a few points from run to run (two runs of this table differed by up to 6 points);",
+        "the rows without it repeat exactly.",
         "",
     ]
     dp_sgd = report["dp_sgd"]
