@@ -8,7 +8,7 @@ task's and registry's parameters. Amounts are in the token's smallest unit.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -268,17 +268,25 @@ def _participant(
 
 
 def _registered_roles(registry: Contract, from_block: int) -> dict[str, Role]:
-    """Account -> the role of its latest `Registered`, in first-registration order."""
-    roles: dict[str, Role] = {}
-    for log in _logs(registry, "Registered", from_block):
-        roles[str(log["args"]["account"])] = Role(log["args"]["role"])
-    return roles
+    return registered_roles(_logs(registry, "Registered", from_block))
 
 
 def _sums(contract: Contract, event: str, who: str, from_block: int) -> defaultdict[str, int]:
-    """Sum of `amount` of every `event`, by the account in argument `who`."""
+    return sum_by(_logs(contract, event, from_block), who)
+
+
+def registered_roles(registered: Iterable[Any]) -> dict[str, Role]:
+    """Account -> the role of its latest `Registered` event, in first-registration order."""
+    roles: dict[str, Role] = {}
+    for log in registered:
+        roles[str(log["args"]["account"])] = Role(int(log["args"]["role"]))
+    return roles
+
+
+def sum_by(logs: Iterable[Any], who: str) -> defaultdict[str, int]:
+    """Sum of the `amount` of `logs`, by the account in argument `who`."""
     totals: defaultdict[str, int] = defaultdict(int)
-    for log in _logs(contract, event, from_block):
+    for log in logs:
         totals[str(log["args"][who])] += int(log["args"]["amount"])
     return totals
 

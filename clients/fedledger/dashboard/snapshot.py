@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fedledger.audit.status import CurrentRound as RoundNow
-from fedledger.audit.status import current_round, show_parameter
+from fedledger.audit.status import current_round, registered_roles, show_parameter, sum_by
 from fedledger.chain import rpc
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.governance import proposal_record
@@ -367,19 +367,15 @@ class FederationView:
                 self._fees[address] = self.rounds.fees_of(address)
 
     def _registered_roles(self) -> dict[str, Role]:
-        """Account -> the role it last registered with, in first-registration order."""
-        roles: dict[str, Role] = {}
-        for log in self.events.of("StakingRegistry", "Registered"):
-            roles[str(log["args"]["account"])] = Role(int(log["args"]["role"]))
-        return roles
+        return registered_roles(self.events.of("StakingRegistry", "Registered"))
 
     def _participant_rows(self) -> list[ParticipantRow]:
         """Everyone who ever registered: trainers first, each group in registration order."""
         registry, task = "StakingRegistry", "FederatedTask"
         roles = self._registered_roles()
-        rewards = _sum_by(self.events.of(task, "RewardClaimed"), "trainer")
-        fees = _sum_by(self.events.of(task, "FeeCredited"), "aggregator")
-        slashed = _sum_by(self.events.of(registry, "Slashed"), "account")
+        rewards = sum_by(self.events.of(task, "RewardClaimed"), "trainer")
+        fees = sum_by(self.events.of(task, "FeeCredited"), "aggregator")
+        slashed = sum_by(self.events.of(registry, "Slashed"), "account")
         slashes = _count_by(self.events.of(registry, "Slashed"), "account")
         updates = _count_by(self.events.of(task, "UpdateRevealed"), "trainer")
         rejected = _count_by(self.events.of(task, "UpdateRejected"), "trainer")
@@ -491,10 +487,3 @@ def _count_by(logs: list[Any], who: str) -> defaultdict[str, int]:
     for log in logs:
         counts[str(log["args"][who])] += 1
     return counts
-
-
-def _sum_by(logs: list[Any], who: str) -> defaultdict[str, int]:
-    totals: defaultdict[str, int] = defaultdict(int)
-    for log in logs:
-        totals[str(log["args"][who])] += int(log["args"]["amount"])
-    return totals

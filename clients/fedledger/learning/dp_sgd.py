@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedledger.chain.errors import FedledgerError
 from fedledger.learning.data import Dataset
+from fedledger.learning.privacy import epsilon_of, rdp_accountant
 from fedledger.learning.train import TrainConfig, TrainResult
 
 
@@ -77,15 +78,9 @@ class DpSgdLedger:
 
     def epsilon(self, delta: float, extra: tuple[float, float, int] | None = None) -> float:
         """Epsilon per example after the steps so far (and `extra` steps, if given)."""
-        from opacus.accountants import RDPAccountant
-
         if not self.history and extra is None:
             return 0.0
-        accountant = RDPAccountant()
-        accountant.history = [*self.history, *([extra] if extra else [])]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Optimal order is the", category=UserWarning)
-            return float(accountant.get_epsilon(delta))
+        return epsilon_of(rdp_accountant([*self.history, *([extra] if extra else [])]), delta)
 
 
 def steps_of(data: Dataset, config: TrainConfig) -> tuple[float, int]:

@@ -112,19 +112,27 @@ def release(rule: PrivacyRule, update: dict[str, Array], reference: dict[str, Ar
     return privatize(update, reference, rule) if rule.enabled else update
 
 
-def _rdp_accountant() -> RDPAccountant:
+def rdp_accountant(history: Sequence[tuple[float, float, int]] = ()) -> RDPAccountant:
+    """Opacus's RDP accountant, with `history` (noise multiplier, sample rate, steps) already spent."""
     # Imported when needed: opacus brings torch, which `fedledger status` does not otherwise need.
     from opacus.accountants import RDPAccountant
 
-    return RDPAccountant()
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    return accountant
+
+
+def _step(accountant: RDPAccountant, rule: PrivacyRule) -> None:
+    """One release of a clipped, noised update under `rule`."""
+    accountant.step(noise_multiplier=rule.noise_multiplier / SENSITIVITY_IN_CLIP_NORMS, sample_rate=1.0)
 
 
 def accountant_for(rules: Sequence[PrivacyRule]) -> RDPAccountant:
     """Opacus's RDP accountant after one release under each of `rules` (rounds without privacy
     release the update exactly: their epsilon is infinite, see `epsilon`)."""
-    accountant = _rdp_accountant()
+    accountant = rdp_accountant()
     for rule in rules:
-        accountant.step(noise_multiplier=rule.noise_multiplier / SENSITIVITY_IN_CLIP_NORMS, sample_rate=1.0)
+        _step(accountant, rule)
     return accountant
 
 
@@ -137,14 +145,14 @@ def epsilon(rules: Sequence[PrivacyRule], delta: float) -> float:
         return 0.0
     if not all(rule.enabled for rule in rules):
         return math.inf
-    return _epsilon_of(accountant_for(rules), delta)
+    return epsilon_of(accountant_for(rules), delta)
 
 
 def running_epsilon(rules: Sequence[PrivacyRule]) -> list[float | None]:
     """After each of `rules`' rounds: the epsilon of a trainer that took part in every one so
     far (the federation's worst case), at that round's delta; None once a round released
     updates without noise (no guarantee at all)."""
-    accountant = _rdp_accountant()
+    accountant = rdp_accountant()
     out: list[float | None] = []
     exact = False
     for rule in rules:
@@ -152,12 +160,13 @@ def running_epsilon(rules: Sequence[PrivacyRule]) -> list[float | None]:
         if exact:
             out.append(None)
             continue
-        accountant.step(noise_multiplier=rule.noise_multiplier / SENSITIVITY_IN_CLIP_NORMS, sample_rate=1.0)
-        out.append(_epsilon_of(accountant, rule.delta))
+        _step(accountant, rule)
+        out.append(epsilon_of(accountant, rule.delta))
     return out
 
 
-def _epsilon_of(accountant: RDPAccountant, delta: float) -> float:
+def epsilon_of(accountant: RDPAccountant, delta: float) -> float:
+    """The accountant's epsilon at `delta`."""
     with warnings.catch_warnings():
         # Opacus hints when the best Rényi order is at the end of its default range (very little
         # or very much noise); the epsilon it returns is still a valid bound.
