@@ -91,7 +91,12 @@ def steps_of(data: Dataset, config: TrainConfig) -> tuple[float, int]:
 
 
 def train_local_dp(
-    model: nn.Module, data: Dataset, config: TrainConfig, dp: DpSgdConfig, ledger: DpSgdLedger
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    dp: DpSgdConfig,
+    ledger: DpSgdLedger,
+    loss_fn: nn.Module | None = None,
 ) -> TrainResult:
     """DP-SGD over `data` for `config.epochs` (SGD with momentum, Poisson batches of expected
     size `config.batch_size`); the steps are added to `ledger`. Trains `model` in place."""
@@ -118,7 +123,7 @@ def train_local_dp(
         poisson_sampling=True,
         noise_generator=torch.Generator().manual_seed(secrets.randbits(63)),
     )
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     total_loss, batches = 0.0, 0
     try:
         with warnings.catch_warnings():

@@ -27,15 +27,22 @@ class TrainResult:
     mean_loss: float
 
 
-def train_local(model: nn.Module, data: Dataset, config: TrainConfig, progress: bool = False) -> TrainResult:
-    """SGD with momentum over `data` for `config.epochs`, in a seeded order."""
+def train_local(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    progress: bool = False,
+    loss_fn: nn.Module | None = None,
+) -> TrainResult:
+    """SGD with momentum over `data` for `config.epochs`, in a seeded order (cross-entropy
+    unless `loss_fn` is given)."""
     if len(data) == 0:
         raise ValueError("no local data to train on")
     generator = torch.Generator().manual_seed(config.seed)
     images = torch.from_numpy(data.images)
     labels = torch.from_numpy(data.labels)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     model.train()
     total_loss, batches = 0.0, 0
     steps = config.epochs * ((len(data) + config.batch_size - 1) // config.batch_size)
@@ -55,14 +62,26 @@ def train_local(model: nn.Module, data: Dataset, config: TrainConfig, progress: 
 
 
 @torch.no_grad()
+def evaluate_model(
+    model: nn.Module, data: Dataset, loss_fn: nn.Module | None = None, batch_size: int = 1000
+) -> tuple[float, float]:
+    """Accuracy and mean loss (cross-entropy unless `loss_fn` is given) on `data`."""
+    if len(data) == 0:
+        raise ValueError("no data to evaluate on")
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    model.eval()
+    correct, total_loss = 0, 0.0
+    for start in range(0, len(data), batch_size):
+        labels = data.labels[start : start + batch_size]
+        logits = model(torch.from_numpy(data.images[start : start + batch_size]))
+        total_loss += float(loss_fn(logits, torch.from_numpy(labels))) * len(labels)
+        correct += int((logits.argmax(dim=1).numpy() == labels).sum())
+    return correct / len(data), total_loss / len(data)
+
+
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 1000) -> float:
     """Accuracy on `data`."""
-    model.eval()
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        logits = model(torch.from_numpy(data.images[start : start + batch_size]))
-        correct += int((logits.argmax(dim=1).numpy() == data.labels[start : start + batch_size]).sum())
-    return correct / len(data)
+    return evaluate_model(model, data, batch_size=batch_size)[0]
 
 
 def accuracy_of(weights: dict[str, Array], model: nn.Module, data: Dataset) -> float:
