@@ -63,7 +63,7 @@ HELP = {
     "dp_clip_norm": "differential privacy: L2 bound trainers clip their updates to, in millionths; 0: off",
     "dp_delta": "differential privacy: the delta budgets are accounted at, in units of 1e-12 (10000000 = 1e-5)",
 }
-MODEL_FIELDS = {"initial_model_digest", "initial_model_cid", "model_spec_hash", "task"}
+MODEL_FIELDS = {"initial_model_digest", "initial_model_cid", "model_spec_hash", "model_spec_cid", "task"}
 
 
 class UintParam(click.ParamType):
@@ -128,11 +128,18 @@ def _show_default(name: str, value: int) -> str:
     return format_token(value) if any(word in name for word in token_like) else str(value)
 
 
-def build_parameters(options: dict[str, Any], digest: bytes, cid: str, spec_hash: bytes) -> DeployParameters:
+def build_parameters(
+    options: dict[str, Any], digest: bytes, cid: str, spec_hash: bytes, spec_cid: str = ""
+) -> DeployParameters:
     task = TaskParameters(**{f.name: options[f.name] for f in _fields(TaskParameters)})
     deploy = {f.name: options[f.name] for f in _fields(DeployParameters)}
     return DeployParameters(
-        initial_model_digest=digest, initial_model_cid=cid, model_spec_hash=spec_hash, task=task, **deploy
+        initial_model_digest=digest,
+        initial_model_cid=cid,
+        model_spec_hash=spec_hash,
+        model_spec_cid=spec_cid,
+        task=task,
+        **deploy,
     )
 
 
@@ -187,6 +194,11 @@ def cli() -> None:
     help="hash of the model specification updates must match",
 )
 @click.option(
+    "--model-spec-cid",
+    default="",
+    help="IPFS CID of the model spec's canonical JSON (recorded, so clients need no model code)",
+)
+@click.option(
     "--deployments-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=DEFAULT_DIRECTORY,
@@ -201,6 +213,7 @@ def deploy_everything(
     initial_model_cid: str | None,
     initial_model_file: Path | None,
     model_spec_hash: bytes,
+    model_spec_cid: str,
     deployments_dir: Path,
     **options: Any,
 ) -> None:
@@ -212,7 +225,9 @@ def deploy_everything(
     if account is None:
         raise click.UsageError("--account is required (e.g. --account TEST::0 on a local network)")
     digest, cid = resolve_model(initial_model_digest, initial_model_cid, initial_model_file)
-    params = build_parameters(options, digest, cid, model_spec_hash)
+    if len(model_spec_cid) > 128:
+        raise click.BadParameter("a CID has at most 128 characters", param_hint="--model-spec-cid")
+    params = build_parameters(options, digest, cid, model_spec_hash, model_spec_cid)
     if params.reward_pool > params.token_supply:
         raise click.BadParameter("the reward pool exceeds the token supply", param_hint="--reward-pool")
 

@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -261,21 +261,91 @@ def devnet_status(obj: Context, as_json: bool) -> None:
 # ---------------------------------------------------------------- deploy
 
 
+def _app_options(function: F) -> F:
+    """`--app`/`--flower-app`/`--flower-model`, `--data` and `--config`: which app, on what data."""
+    function = click.option(
+        "--config",
+        "config_items",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="app configuration (repeatable), e.g. --config epochs=3 --config label-column=target",
+    )(function)
+    function = click.option(
+        "--data",
+        "data_path",
+        type=click.Path(exists=True, path_type=Path),
+        help="this operator's own data, as the app reads it (a file or a folder)",
+    )(function)
+    function = click.option(
+        "--flower-model",
+        metavar="MODULE:ATTR",
+        help="with --flower-app: the torch.nn.Module class (or factory) whose weights start the federation",
+    )(function)
+    function = click.option(
+        "--flower-app",
+        metavar="MODULE:ATTR",
+        help="run a Flower ClientApp (or client_fn) unchanged instead of a fedledger app",
+    )(function)
+    return click.option(
+        "--app",
+        "app_name",
+        default="mnist-cnn",
+        show_default=True,
+        metavar="APP",
+        help="a built-in app (mnist-cnn, mnist-bn, tabular), an installed entry point, or MODULE:ATTR",
+    )(function)
+
+
+def _load_app(app_name: str, flower_app: str | None, flower_model: str | None) -> Any:
+    """The app the options name (a fedledger app, or a Flower app run through the adapter)."""
+    from fedledger.app.loader import load_any_app
+
+    return load_any_app(app_name, flower_app, flower_model)
+
+
+def _app_config(items: tuple[str, ...]) -> Any:
+    from fedledger.app.config import parse_config
+    from fedledger.app.errors import AppConfigError
+
+    try:
+        return parse_config(items)
+    except AppConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--account", default="TEST::0", show_default=True, help="ape account that deploys")
+@_app_options
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the app's initial weights")
+@click.option("--ipfs-api", envvar="FEDLEDGER_IPFS_API", help="default: the devnet's IPFS")
 @click.option(
     "--placeholder-model",
     is_flag=True,
-    help="deploy with the demo's placeholder initial model (when no --initial-model-* is given)",
+    help="deploy with the demo's placeholder initial model instead of an app's (no training possible)",
 )
 @click.argument("ape_options", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 @friendly_errors
-def deploy(obj: Context, account: str, placeholder_model: bool, ape_options: tuple[str, ...]) -> None:
+def deploy(
+    obj: Context,
+    account: str,
+    app_name: str,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    seed: int,
+    ipfs_api: str | None,
+    placeholder_model: bool,
+    ape_options: tuple[str, ...],
+) -> None:
     """Deploys with `ape run deploy all` against the running devnet.
 
-    Further options go to the ape script, e.g. `fedledger deploy --initial-model-file m.bin
-    --voting-period 30` (see `ape run deploy all --help`).
+    The app (`--app`, default mnist-cnn, or `--flower-app`) gives the initial model: its weights
+    (from `--seed`, `--config` and, where the model's shape depends on it, `--data`) are pinned
+    to IPFS with the model spec derived from them, and both are recorded. Further options go to
+    the ape script, e.g. `fedledger deploy --app tabular --data mine.csv --voting-period 30`
+    (see `ape run deploy all --help`).
     """
     from fedledger.chain import ape_cli
 
@@ -283,12 +353,28 @@ def deploy(obj: Context, account: str, placeholder_model: bool, ape_options: tup
     if found is None:
         raise click.UsageError("no devnet is running: `fedledger devnet up` first")
     options = list(ape_options)
-    if not any(o.startswith("--initial-model") for o in options):
-        if not placeholder_model:
-            raise click.UsageError(
-                "give the initial model (--initial-model-file PATH, or --initial-model-digest and "
-                "--initial-model-cid), or --placeholder-model for the demo's placeholder"
-            )
+    if any(o.startswith("--initial-model") for o in options):
+        pass  # the initial model is given as it is (its spec is the caller's business)
+    elif not placeholder_model:
+        from fedledger.app.api import Context as AppContext
+        from fedledger.app.spec import app_spec
+        from fedledger.storage.ipfs import IpfsClient
+        from fedledger.storage.models import pin_initial_model
+
+        app = _load_app(app_name, flower_app, flower_model)
+        weights, spec = app_spec(
+            app, AppContext(config=_app_config(config_items), data_path=data_path, seed=seed)
+        )
+        initial = pin_initial_model(
+            IpfsClient(_ipfs_api_or_hint(obj, ipfs_api, "; or deploy with --placeholder-model")),
+            weights,
+            spec,
+            chain_id=found.state.chain_id,
+        )
+        click.echo(f"initial model: app {app.name!r}, {spec.parameter_count:,} values, {initial.cid}")
+        click.echo(f"model spec: {initial.spec_cid}")
+        options += initial.deploy_options()
+    else:
         from fedledger.demo.placeholder import write_placeholder
 
         model = write_placeholder(obj.run_dir)
@@ -649,15 +735,24 @@ def trainer() -> None:
 
 @trainer.command("run")
 @_account_option
-@click.option("--shard", type=ShardParam(), required=True, help="which MNIST shard this trainer holds")
-@click.option("--partition", type=click.Choice(["iid", "dirichlet"]), default="iid", show_default=True)
+@_app_options
 @click.option(
-    "--alpha", type=click.FloatRange(min=0.001), default=0.5, show_default=True, help="Dirichlet alpha"
+    "--shard",
+    type=ShardParam(),
+    help="in a simulation: keep partition INDEX of COUNT of a common data set (the app's partition-id)",
 )
-@click.option("--data-seed", type=int, default=0, show_default=True, help="seed of the split and partition")
-@click.option("--epochs", type=click.IntRange(1, 100), default=2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option(
+    "--partition",
+    type=click.Choice(["iid", "dirichlet"]),
+    help="mnist apps: how the digits are partitioned (--config partitioning=..)  [default: iid]",
+)
+@click.option("--alpha", type=click.FloatRange(min=0.001), help="mnist apps: Dirichlet alpha  [default: 0.5]")
+@click.option(
+    "--data-seed", type=int, default=0, show_default=True, help="seed of the data split and of training"
+)
+@click.option("--epochs", type=click.IntRange(1, 100), help="local epochs (--config epochs=N)")
+@click.option("--batch-size", type=click.IntRange(1, 4096), help="batch size (--config batch-size=N)")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="learning rate (--config lr=X)")
 @click.option(
     "--rounds", type=click.IntRange(1), help="stop after committing this many rounds (default: run on)"
 )
@@ -704,13 +799,18 @@ def trainer() -> None:
 def trainer_run(
     obj: Context,
     account_spec: Any,
-    shard: tuple[int, int],
-    partition: str,
-    alpha: float,
+    app_name: str,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    shard: tuple[int, int] | None,
+    partition: str | None,
+    alpha: float | None,
     data_seed: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
     rounds: int | None,
     threads: int,
     attack: str | None,
@@ -726,35 +826,52 @@ def trainer_run(
     allow_remote: bool,
     wait_for_node: float,
 ) -> None:
-    """Runs a trainer: each round, train on the local shard, pin the update, commit its digest.
+    """Runs a trainer: each round, train the app on this operator's data, commit a seal of the
+    update, then pin it and reveal it.
 
     When the round's rules ask for differential privacy, the update is clipped and noised
     before it is sealed."""
     import torch
 
+    from fedledger.app.api import Context as AppContext
+    from fedledger.app.spec import check_app_matches
     from fedledger.attacks import attack_from_name
     from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger
-    from fedledger.learning.model import model_spec
-    from fedledger.learning.shards import ShardSpec
-    from fedledger.learning.shards import shard as load_shard
-    from fedledger.learning.train import TrainConfig
+    from fedledger.storage.models import deployed_spec
     from fedledger.trainer.trainer import Trainer
 
     _service_logging(verbose)
     torch.set_num_threads(threads)
+    config = _app_config(config_items)
+    shortcuts = {
+        "partitioning": partition,
+        "alpha": alpha,
+        "epochs": epochs,
+        "batch-size": batch_size,
+        "lr": lr,
+    }
+    config = {"data-seed": data_seed, **{k: v for k, v in shortcuts.items() if v is not None}, **config}
+    app = _load_app(app_name, flower_app, flower_model)
+    context = AppContext(
+        config=config,
+        data_path=data_path,
+        partition_id=shard[0] if shard else None,
+        num_partitions=shard[1] if shard else None,
+        seed=data_seed * 1000 + (shard[0] if shard else 0),
+    )
     ledger, ipfs, account = _connect_service(
         obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
     )
-    spec = ShardSpec(index=shard[0], count=shard[1], partition=partition, alpha=alpha, seed=data_seed)  # type: ignore[arg-type]
+    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    check_app_matches(app, replace(context, seed=0), spec)
     runner = Trainer(
         ledger=ledger,
         ipfs=ipfs,
         account=account,
-        data=load_shard(spec),
-        spec=model_spec(),
-        train_config=TrainConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=data_seed * 1000 + shard[0]
-        ),
+        app=app,
+        data=app.load_data(context),
+        context=context,
+        spec=spec,
         progress=progress,
         attack=_attack(attack, attack_param, attack_from_name),
         privacy_budget=privacy_budget,
@@ -823,13 +940,15 @@ def aggregator_run(
 ) -> None:
     """Runs an aggregator service until stopped (or for --rounds rounds)."""
     from fedledger.aggregator.service import Aggregator
-    from fedledger.learning.model import model_spec
+    from fedledger.storage.models import deployed_spec
 
     _service_logging(verbose)
     ledger, ipfs, account = _connect_service(
         obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
     )
-    service = Aggregator(ledger=ledger, ipfs=ipfs, account=account, spec=model_spec(), fetch_workers=workers)
+    # The spec comes from the deployment (checked against the chain): no model code is needed.
+    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    service = Aggregator(ledger=ledger, ipfs=ipfs, account=account, spec=spec, fetch_workers=workers)
     stats = service.run(max_rounds=rounds)
     click.echo(
         json.dumps({"aggregator": service.address, "attested": stats.attested, "closed": stats.closed})
@@ -847,10 +966,14 @@ def aggregator_run(
 @click.option(
     "--alpha", type=click.FloatRange(min=0.001), default=0.5, show_default=True, help="Dirichlet alpha"
 )
-@click.option(
-    "--epochs", type=click.IntRange(1, 50), default=2, show_default=True, help="local epochs per round"
-)
+@click.option("--epochs", type=click.IntRange(1, 50), help="local epochs per round  [default: the app's]")
 @click.option("--data-seed", type=int, default=0, show_default=True)
+@_app_options
+@click.option(
+    "--test-data",
+    type=click.Path(exists=True, path_type=Path),
+    help="held-out data the app scores global models on (with --data)",
+)
 @click.option(
     "--governance/--no-governance", default=True, show_default=True, help="pass a proposal before round 0"
 )
@@ -939,8 +1062,14 @@ def demo(
     rounds: int,
     partition: str,
     alpha: float,
-    epochs: int,
+    epochs: int | None,
     data_seed: int,
+    app_name: str,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    test_data: Path | None,
     governance: bool,
     attackers: int,
     attacks: tuple[str, ...],
@@ -959,7 +1088,8 @@ def demo(
     """Federated training end to end on a private Anvil and IPFS daemon, then stops them.
 
     Deploys with the ape script, registers trainers and aggregators, passes a governance
-    proposal, then trainers (separate processes) train on private MNIST shards and commit,
+    proposal, then trainers (separate processes) train the app (`--app`, default the MNIST CNN;
+    `--data FILE` gives trainer i of N partition i of FILE) on their private data and commit,
     aggregators verify, aggregate and attest, and a row is printed per finalized round. The
     last line is a JSON summary.
     """
@@ -991,6 +1121,12 @@ def demo(
         alpha=alpha,
         epochs=epochs,
         data_seed=data_seed,
+        app=app_name,
+        flower_app=flower_app,
+        flower_model=flower_model,
+        data=data_path,
+        test_data=test_data,
+        app_config=_app_config(config_items),
         governance=governance,
         attackers=attackers,
         attacks=attacks or ("sign-flip",),
@@ -1030,7 +1166,7 @@ def _accuracy_options(*, default: bool) -> Callable[[F], F]:
             "--accuracy/--no-accuracy",
             default=default,
             show_default=True,
-            help="evaluate each finalized global model on the held-out MNIST split (needs IPFS)",
+            help="score each finalized global model with the app's evaluate() (needs IPFS)",
         )(function)
 
     return decorate
@@ -1038,22 +1174,44 @@ def _accuracy_options(*, default: bool) -> Callable[[F], F]:
 
 @cli.command("status")
 @_accuracy_options(default=False)
+@_app_options
 @click.option("--json", "as_json", is_flag=True, help="machine-readable")
 @_node_options
 @click.pass_obj
 @friendly_errors
 def audit_status(
-    obj: Context, accuracy: bool, data_seed: int, as_json: bool, rpc_url: str | None, ipfs_api: str | None
+    obj: Context,
+    accuracy: bool,
+    data_seed: int,
+    app_name: str,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    as_json: bool,
+    rpc_url: str | None,
+    ipfs_api: str | None,
 ) -> None:
-    """Shows the federation: current round, global model, finalized rounds, participants, parameters."""
-    from fedledger.audit.status import federation_status, mnist_evaluator, render_status, status_to_json
+    """Shows the federation: current round, global model, finalized rounds, participants, parameters.
+
+    With --accuracy, each global model is scored by the app's evaluate() on its held-out data
+    (`--data`, or what the app reads by default)."""
+    from fedledger.audit.status import federation_status, render_status, status_to_json
 
     ledger = _ledger(obj, rpc_url, sends=False)
     ipfs, evaluator, spec = None, None, None
     if accuracy:
-        from fedledger.learning.model import model_spec
+        from fedledger.app.api import Context as AppContext
+        from fedledger.app.evaluation import app_evaluator
+        from fedledger.storage.models import deployed_spec
 
-        ipfs, evaluator, spec = _audit_ipfs(obj, ipfs_api), mnist_evaluator(data_seed), model_spec()
+        app = _load_app(app_name, flower_app, flower_model)
+        context = AppContext(
+            config={"data-seed": data_seed, **_app_config(config_items)}, data_path=data_path
+        )
+        ipfs = _audit_ipfs(obj, ipfs_api)
+        spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+        evaluator = app_evaluator(app, context)
     report = federation_status(ledger, evaluate_accuracy=evaluator, ipfs=ipfs, spec=spec)
     click.echo(json.dumps(status_to_json(report), indent=2) if as_json else render_status(report))
 
@@ -1072,11 +1230,12 @@ def audit_verify(
 ) -> None:
     """Recomputes a finalized round from the chain and IPFS alone. Exit code 1 if it does not match."""
     from fedledger.audit.verify import render_verify, verify_round, verify_to_json
-    from fedledger.learning.model import model_spec
+    from fedledger.storage.models import deployed_spec
 
     ledger = _ledger(obj, rpc_url, sends=False)
     ipfs = _audit_ipfs(obj, ipfs_api)
-    report = verify_round(ledger, ipfs, round_, model_spec(), workers=workers)
+    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    report = verify_round(ledger, ipfs, round_, spec, workers=workers)
     click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))
     if not report.matches:
         sys.exit(1)
@@ -1108,6 +1267,21 @@ def audit_verify(
     type=click.Path(file_okay=False, path_type=Path),
     help="where evaluated accuracies are kept (default: <run-dir>/dashboard)",
 )
+@click.option(
+    "--app",
+    "app_name",
+    default="mnist-cnn",
+    show_default=True,
+    metavar="APP",
+    help="the app whose evaluate() scores each global model (built-in, entry point or MODULE:ATTR)",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="held-out data the app evaluates on (default: what the app reads by default)",
+)
+@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="app configuration")
 @click.option("-v", "--verbose", is_flag=True, help="log each model evaluated and each read that fails")
 @_node_options
 @click.pass_obj
@@ -1121,6 +1295,9 @@ def dashboard(
     accuracy: bool,
     data_seed: int,
     cache_dir: Path | None,
+    app_name: str,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
     verbose: bool,
     rpc_url: str | None,
     ipfs_api: str | None,
@@ -1146,22 +1323,27 @@ def dashboard(
     options = DashboardOptions(
         rpc_url=url,
         deployment=deployment,
-        ipfs_api=_ipfs_api_or_hint(obj, ipfs_api) if accuracy else None,
+        ipfs_api=_ipfs_api_or_hint(obj, ipfs_api, "; or run with --no-accuracy (no accuracy plot)")
+        if accuracy
+        else None,
         host=host,
         port=port,
         refresh_seconds=refresh,
         data_seed=data_seed,
+        app=app_name,
+        app_config=_app_config(config_items),
+        test_data=data_path,
         cache_dir=cache_dir if cache_dir is not None else obj.run_dir / "dashboard",
     )
     run_dashboard(options, echo=click.echo)
 
 
-def _ipfs_api_or_hint(obj: Context, explicit: str | None) -> str:
-    """`ipfs_api`, with a hint to turn the accuracy plot off when there is no IPFS."""
+def _ipfs_api_or_hint(obj: Context, explicit: str | None, hint: str = "") -> str:
+    """`ipfs_api`, with a hint of what to do without IPFS."""
     try:
         return ipfs_api(obj, explicit)
     except click.UsageError as exc:
-        raise click.UsageError(f"{exc.message}; or run with --no-accuracy (no accuracy plot)") from exc
+        raise click.UsageError(f"{exc.message}{hint}") from exc
 
 
 def main() -> None:

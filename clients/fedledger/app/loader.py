@@ -84,3 +84,20 @@ def load_app(reference: str) -> App[Any]:
             f"{import_string} is a {type(value).__name__}, not a fedledger App (fedledger.app.App){hint}"
         )
     return value
+
+
+def load_any_app(app: str, flower_app: str | None = None, flower_model: str | None = None) -> App[Any]:
+    """`app`, or the Flower app `flower_app` (with its model `flower_model`) through the adapter."""
+    if flower_app is None:
+        if flower_model is not None:
+            raise AppLoadError("a Flower model (--flower-model) goes with a Flower app (--flower-app)")
+        return load_app(app)
+    if flower_model is None:
+        raise AppLoadError(
+            "a Flower app needs --flower-model MODULE:ATTR: the model class whose weights start the federation"
+        )
+    try:
+        from fedledger.app.flower import flower_app as adapt
+    except ImportError as exc:
+        raise AppLoadError(f"Flower is not installed: pip install 'fedledger[flower]' ({exc})") from None
+    return adapt(flower_app, flower_model)

@@ -131,6 +131,10 @@ class FedLedger:
     def registry_parameter(self, parameter: RegistryParameter) -> int:
         return int(self.sender.call(self.registry.functions.parameter(int(parameter))))
 
+    def model_spec_hash(self) -> bytes:
+        """The task's `modelSpecHash`: sha256 of the canonical JSON of the spec updates must match."""
+        return bytes(self.sender.view(self.task.functions.modelSpecHash()))
+
     def global_model(self) -> GlobalModel:
         digest, version, cid = self.sender.view(self.task.functions.globalModel())
         return GlobalModel(digest=bytes(digest), version=int(version), cid=str(cid))

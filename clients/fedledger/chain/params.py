@@ -151,6 +151,9 @@ class DeployParameters:
     initial_model_digest: bytes
     initial_model_cid: str
     model_spec_hash: bytes
+    # Where the spec's canonical JSON is pinned (its sha256 is `model_spec_hash`): recorded in the
+    # deployments file, so clients read the spec without the app's code. Empty: not pinned.
+    model_spec_cid: str = ""
     token_supply: int = 1_000_000_000 * TOKEN
     reward_pool: int = 100_000 * TOKEN
     min_trainer_stake: int = 100 * TOKEN

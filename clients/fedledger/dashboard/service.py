@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fedledger.chain.contracts import FedLedger
 from fedledger.chain.deployments import Deployment
@@ -28,6 +29,9 @@ class DashboardOptions:
     port: int = 8050
     refresh_seconds: float = 2.0
     data_seed: int = 0
+    app: str = "mnist-cnn"  # the app whose evaluate() scores each global model
+    app_config: dict[str, Any] = field(default_factory=dict)
+    test_data: Path | None = None  # its held-out data (--data); None: what the app reads by default
     cache_dir: Path | None = None  # where evaluated accuracies are kept between runs
 
 
@@ -50,7 +54,9 @@ def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = pr
 
     about = {
         "node": display_url(options.rpc_url),
-        "evaluator": f"the held-out MNIST digits (split seed {options.data_seed})" if accuracy else None,
+        "evaluator": f"{options.app}'s evaluate() on its held-out data (seed {options.data_seed})"
+        if accuracy
+        else None,
     }
     refresher = Refresher(make_view, interval=options.refresh_seconds, about=about)
     refresher.refresh_once()  # the page has data from its first load
@@ -85,27 +91,39 @@ def _check_deployment(options: DashboardOptions) -> None:
 def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
     if options.ipfs_api is None:
         return None
-    from fedledger.audit.status import mnist_evaluator
-    from fedledger.learning.model import model_spec
-    from fedledger.storage.digests import to_hex
+    from fedledger.app.api import Context as AppContext
+    from fedledger.app.evaluation import app_evaluator
+    from fedledger.app.loader import load_app
     from fedledger.storage.ipfs import IpfsClient
+    from fedledger.storage.models import ModelSpecError, deployed_spec
 
-    deployment, spec = options.deployment, model_spec()
+    deployment = options.deployment
     task = deployment.address("FederatedTask")
-    expected = deployment.parameters.get("model_spec_hash")
-    if expected is not None and str(expected).lower() != to_hex(spec.hash()).lower():
-        LOG.warning("the task's model is not %s (spec hash %s): accuracy is off", spec.name, expected)
+    ipfs = IpfsClient(options.ipfs_api)
+    try:
+        ledger = FedLedger(connect(options.rpc_url), deployment, url=options.rpc_url)
+        spec = deployed_spec(ipfs, deployment.parameters, ledger.model_spec_hash())
+    except ModelSpecError as exc:
+        LOG.warning("no accuracy: %s", exc)
         return None
+    app = load_app(options.app)
+    if not app.can_evaluate:
+        LOG.warning("no accuracy: app %s does not evaluate", app.name)
+        return None
+    context = AppContext(
+        config={"data-seed": options.data_seed, **options.app_config}, data_path=options.test_data
+    )
     cache = None
     if options.cache_dir is not None:
         cache = (
-            options.cache_dir / f"accuracy-{deployment.chain_id}-{task.lower()}-seed{options.data_seed}.json"
+            options.cache_dir
+            / f"accuracy-{deployment.chain_id}-{task.lower()}-{options.app.replace(':', '.')}-seed{options.data_seed}.json"
         )
     return AccuracyBook(
-        IpfsClient(options.ipfs_api),
+        ipfs,
         chain_id=deployment.chain_id,
         task=task,
         spec=spec,
-        load_evaluator=lambda: mnist_evaluator(options.data_seed),
+        load_evaluator=lambda: app_evaluator(app, context),
         cache_file=cache,
     )

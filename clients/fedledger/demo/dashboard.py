@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from fedledger.demo.run import DemoLog
@@ -37,6 +37,7 @@ def dashboard_process(
     port: int,
     data_seed: int,
     log: DemoLog,
+    app_options: Sequence[str] = (),
 ) -> Iterator[str]:
     """Runs the dashboard until the block ends; yields its URL once it serves."""
     log_path = run_dir / "logs" / "dashboard.log"
@@ -63,6 +64,7 @@ def dashboard_process(
         "--cache-dir",
         str(run_dir / "dashboard"),
         "--verbose",
+        *app_options,  # which app scores the models, and on what data (--app, --data, --config)
     ]
     with log_path.open("wb") as out:
         popen = subprocess.Popen(

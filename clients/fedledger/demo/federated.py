@@ -6,11 +6,12 @@
 3. Fund and register the trainers and aggregators; pass one governance proposal (raise the
    reward per round) through vote, timelock and execution; open round 0.
 4. Start the aggregator services and the trainers as separate processes (`fedledger
-   aggregator run`, `fedledger trainer run`): each trainer trains on its private MNIST shard,
+   aggregator run`, `fedledger trainer run --app ...`): each trainer trains the app (the MNIST
+   CNN by default) on its private data (its own file, or its partition of a common data set),
    commits a seal of its update, then pins the update and reveals it once the commit window
    has closed; each aggregator verifies, aggregates, pins and attests.
 5. Watch the chain: for every finalized round, fetch the new global model from IPFS, check it
-   against the on-chain digest, evaluate it on the held-out digits, print a table row.
+   against the on-chain digest, score it with the app's evaluate() on held-out data, print a row.
 6. Let the trainers claim their rewards, stop every process, print a JSON summary last.
 """
 
@@ -31,8 +32,12 @@ from pathlib import Path
 
 import torch
 from eth_account.signers.local import LocalAccount
-from torch import nn
 
+from fedledger.app.api import App, Context, DemoData, Scalar, Weights
+from fedledger.app.config import config_items
+from fedledger.app.evaluation import Evaluator, app_evaluator
+from fedledger.app.loader import load_any_app
+from fedledger.app.spec import app_spec
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
 from fedledger.chain.contracts import FedLedger
@@ -55,11 +60,7 @@ from fedledger.demo.run import DemoLog, GovernanceOutcome, govern, register_all,
 from fedledger.devnet import PROFILES, running_devnet
 from fedledger.devnet import ipfs as ipfs_daemon
 from fedledger.devnet.process import log_tail
-from fedledger.learning.data import Dataset
-from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.privacy import PrivacyRule, running_epsilon
-from fedledger.learning.shards import held_out
-from fedledger.learning.train import evaluate
 from fedledger.priority import lower_thread_priority
 from fedledger.storage.digests import to_hex
 from fedledger.storage.ipfs import IpfsClient
@@ -83,8 +84,14 @@ class FederatedOptions:
     rounds: int = 10
     partition: str = "iid"
     alpha: float = 0.5
-    epochs: int = 2
+    epochs: int | None = None  # None: the app's default
     data_seed: int = 0
+    app: str = "mnist-cnn"  # built-in name, entry point or import string
+    flower_app: str | None = None  # or a Flower ClientApp run unchanged, with its model
+    flower_model: str | None = None
+    data: Path | None = None  # one data set every trainer keeps a partition of (else the app's demo data)
+    test_data: Path | None = None  # held-out data the app evaluates global models on
+    app_config: dict[str, Scalar] = field(default_factory=dict)
     commit_window: int = 120
     reveal_window: int = 60
     aggregation_window: int = 60
@@ -110,7 +117,7 @@ class RoundRow:
     rule: str
     accepted: int
     rejected: int
-    accuracy: float
+    accuracy: float | None  # the app's headline metric; None where the app does not evaluate
     commit_gas: list[int]  # per commit transaction
     reveal_gas: list[int]  # per reveal transaction
     attest_gas: list[int]  # per attestation transaction (the last one also finalizes)
@@ -128,9 +135,14 @@ class FederatedSummary:
     trainers: int = 0
     aggregators: int = 0
     partition: str = "iid"
-    initial_accuracy: float = 0.0
-    final_accuracy: float = 0.0
-    accuracy: list[float] = field(default_factory=list)
+    app: str = ""  # the app's model name
+    metric: str | None = "accuracy"  # what `accuracy` holds: the app's headline metric (None: no evaluate)
+    initial_accuracy: float | None = 0.0
+    final_accuracy: float | None = 0.0
+    accuracy: list[float | None] = field(default_factory=list)
+    # The same app trained centrally on the union of the trainers' data, for as many epochs in
+    # total, scored on the same held-out data (demo data only).
+    centralized_accuracy: float | None = None
     commit_gas: int = 0
     reveal_gas: int = 0
     attest_gas: int = 0
@@ -207,13 +219,21 @@ def _run(
     helpers: contextlib.ExitStack,
 ) -> None:
     ipfs = IpfsClient(ipfs_url)
-    spec = model_spec()
-    initial = build_model(seed=options.data_seed)
-    pinned = pin_initial_model(ipfs, get_weights(initial), spec, chain_id=LOCAL_CHAIN_ID)
-    test_set = held_out(options.data_seed)
-    summary.initial_accuracy = round(evaluate(initial, test_set), 4)
-    log.step(f"initial model: {spec.name}, {spec.parameter_count:,} parameters, {len(pinned.data):,} bytes")
-    log.info(f"sha256 {to_hex(pinned.digest)}  cid {pinned.cid}  accuracy {summary.initial_accuracy}")
+    setup = AppSetup.prepare(options, options.run_dir / "data")
+    app, initial, spec = setup.app, setup.initial, setup.spec
+    pinned = pin_initial_model(ipfs, initial, spec, chain_id=LOCAL_CHAIN_ID)
+    summary.app, summary.metric = spec.name, app.metric if setup.evaluator else None
+    summary.initial_accuracy = setup.score(initial)
+    log.step(f"app {spec.name}: {spec.parameter_count:,} parameters, {len(pinned.data):,} bytes")
+    log.info(
+        f"sha256 {to_hex(pinned.digest)}  cid {pinned.cid}  {_metric_note(summary)} {summary.initial_accuracy}"
+    )
+    if setup.demo_data is not None and setup.evaluator is not None:
+        summary.centralized_accuracy = setup.centralized_baseline(options.rounds)
+        log.info(
+            f"centralized baseline (one party holding every trainer's data, {options.rounds} rounds): "
+            f"{app.metric} {summary.centralized_accuracy}"
+        )
 
     log.step("deploying with the ape script: ape run deploy all --network ethereum:local:foundry")
     deployment, _ = ape_cli.deploy(
@@ -238,6 +258,7 @@ def _run(
                 port=options.dashboard_port,
                 data_seed=options.data_seed,
                 log=log,
+                app_options=setup.dashboard_options(options),
             )
         )
     ledger = FedLedger(connect(rpc_url), deployment)
@@ -281,8 +302,8 @@ def _run(
     switch = (
         RuleSwitch(options, rpc_url, deployment, delegate, log) if options.switch_rule is not None else None
     )
-    with _services(options, rpc_url, ipfs_url, len(trainers), len(aggregators)) as processes:
-        _watch(options, rounds, ipfs_url, test_set, processes, log, summary, switch)
+    with _services(options, setup, rpc_url, ipfs_url, len(trainers), len(aggregators)) as processes:
+        _watch(options, rounds, ipfs_url, setup, processes, log, summary, switch)
         _wait_for_exit(processes, timeout=120)
     if switch is not None:
         summary.switch_state = switch.finish()
@@ -299,6 +320,81 @@ def _run(
     log.info(
         f"rewards claimed by trainers: {summary.rewards_claimed} (reward per round {summary.reward_per_round})"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSetup:
+    """The demo's app: its config, each trainer's data, the initial model and the evaluator."""
+
+    app: App[object]
+    config: dict[str, Scalar]
+    demo_data: DemoData | None
+    trainer_data: list[tuple[Path | None, tuple[int, int] | None]]  # per trainer: --data, --shard
+    initial: Weights
+    spec: ModelSpec
+    evaluator: Evaluator | None
+    seed: int
+
+    @classmethod
+    def prepare(cls, options: FederatedOptions, data_dir: Path) -> AppSetup:
+        app = load_any_app(options.app, options.flower_app, options.flower_model)
+        shortcuts: dict[str, Scalar] = {"data-seed": options.data_seed}
+        if options.partition != "iid":
+            shortcuts.update(partitioning=options.partition, alpha=options.alpha)
+        if options.epochs is not None:
+            shortcuts["epochs"] = options.epochs
+        config = {**shortcuts, **options.app_config}
+        count = options.trainers
+        demo_data = app.demo_data(data_dir, count, options.data_seed) if options.data is None else None
+        trainer_data: list[tuple[Path | None, tuple[int, int] | None]]
+        union: Path | None
+        test: Path | None
+        if demo_data is not None:
+            trainer_data = [(path, None) for path in demo_data.trainer_paths]
+            union, test = demo_data.union_path, demo_data.test_path
+        else:
+            trainer_data = [(options.data, (index, count)) for index in range(count)]
+            union, test = options.data, options.test_data
+        initial, spec = app_spec(app, Context(config=config, data_path=union, seed=options.data_seed))
+        evaluator = None
+        if app.can_evaluate and (test is not None or options.data is None):
+            evaluator = app_evaluator(app, Context(config=config, data_path=test))
+        return cls(
+            app=app,
+            config=config,
+            demo_data=demo_data,
+            trainer_data=trainer_data,
+            initial=initial,
+            spec=spec,
+            evaluator=evaluator,
+            seed=options.data_seed,
+        )
+
+    def dashboard_options(self, options: FederatedOptions) -> list[str]:
+        """`fedledger dashboard` options that score models as this demo does (or not at all)."""
+        if self.evaluator is None or options.flower_app is not None:
+            return ["--no-accuracy"]
+        test = self.demo_data.test_path if self.demo_data is not None else options.test_data
+        return ["--app", options.app, *(["--data", str(test)] if test else []), *config_items(self.config)]
+
+    def score(self, weights: Weights) -> float | None:
+        return None if self.evaluator is None else round(self.evaluator(weights), 4)
+
+    def centralized_baseline(self, rounds: int) -> float | None:
+        """The app trained on the union of the trainers' data, as many rounds, then scored."""
+        assert self.demo_data is not None
+        context = Context(config=self.config, data_path=self.demo_data.union_path, seed=self.seed)
+        data = self.app.load_data(context)
+        weights = self.initial
+        for round_ in range(rounds):
+            weights = self.app.train(
+                weights, data, context.for_round(round_, self.seed * 1_000_003 + round_)
+            ).weights
+        return self.score(weights)
+
+
+def _metric_note(summary: FederatedSummary) -> str:
+    return summary.metric or "no metric (the app does not evaluate)"
 
 
 def _attack_of(options: FederatedOptions, attacker: int) -> str:
@@ -388,7 +484,7 @@ class Process:
 
 @contextlib.contextmanager
 def _services(
-    options: FederatedOptions, rpc_url: str, ipfs_url: str, trainers: int, aggregators: int
+    options: FederatedOptions, setup: AppSetup, rpc_url: str, ipfs_url: str, trainers: int, aggregators: int
 ) -> Iterator[list[Process]]:
     """Starts the aggregator and trainer processes; stops any still running on the way out."""
     logs = options.run_dir / "logs"
@@ -412,18 +508,15 @@ def _services(
             )
         )
     for index in range(trainers):
-        shard = [
-            "--shard",
-            f"{index}/{trainers}",
-            "--partition",
-            options.partition,
-            "--alpha",
-            str(options.alpha),
-            "--data-seed",
-            str(options.data_seed),
-            "--epochs",
-            str(options.epochs),
-        ]
+        data_path, partition = setup.trainer_data[index]
+        app = ["--app", options.app]
+        if options.flower_app is not None and options.flower_model is not None:
+            app = ["--flower-app", options.flower_app, "--flower-model", options.flower_model]
+        shard = [*app, "--data-seed", str(options.data_seed), *config_items(setup.config)]
+        if data_path is not None:
+            shard += ["--data", str(data_path)]
+        if partition is not None:
+            shard += ["--shard", f"{partition[0]}/{partition[1]}"]
         if index >= trainers - options.attackers:
             shard += ["--attack", _attack_of(options, index - (trainers - options.attackers))]
         commands.append(
@@ -472,7 +565,7 @@ def _watch(
     options: FederatedOptions,
     rounds: Rounds,
     ipfs_url: str,
-    test_set: Dataset,
+    setup: AppSetup,
     processes: list[Process],
     log: DemoLog,
     summary: FederatedSummary,
@@ -486,7 +579,7 @@ def _watch(
     )
     finalized_at: dict[int, float] = {}  # round -> wall clock when the watcher saw it final
     last_block: int | None = None
-    rows = RowWorker(rounds, ipfs_url, test_set, processes, log)
+    rows = RowWorker(rounds, ipfs_url, setup, processes, log)
     try:
         while seen < options.rounds:
             _check_alive(processes)
@@ -538,7 +631,7 @@ def _summarize(results: list[tuple[RoundRow, float | None]], summary: FederatedS
     summary.rounds = len(results)
     summary.protocol_overhead_share = round(statistics.median(overheads), 3) if overheads else None
     summary.protocol_seconds = round(statistics.median(protocol_seconds), 2) if protocol_seconds else None
-    summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else 0.0
+    summary.final_accuracy = summary.accuracy[-1] if summary.accuracy else None
     summary.epsilon = summary.epsilons[-1] if summary.epsilons else None
     summary.commit_gas = _median(commit_gas)
     summary.reveal_gas = _median(reveal_gas)
@@ -552,14 +645,14 @@ class RowWorker:
     finalization, and at full priority it took cores from the federation it measures."""
 
     def __init__(
-        self, rounds: Rounds, ipfs_url: str, test_set: Dataset, processes: list[Process], log: DemoLog
+        self, rounds: Rounds, ipfs_url: str, setup: AppSetup, processes: list[Process], log: DemoLog
     ) -> None:
         self.deployment = rounds.ledger.deployment
         self.w3_url = str(getattr(rounds.ledger.w3.provider, "endpoint_uri", ""))
-        self.ipfs_url, self.test_set, self.processes, self.log = ipfs_url, test_set, processes, log
+        self.ipfs_url, self.setup, self.processes, self.log = ipfs_url, setup, processes, log
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-rows")
         self._futures: list[Future[tuple[RoundRow, float | None]]] = []
-        self._local: tuple[Rounds, IpfsClient, nn.Module] | None = None
+        self._local: tuple[Rounds, IpfsClient] | None = None
         self._privacy: list[PrivacyRule] = []
 
     def submit(self, final: Finalization, *, version: int, wall: float | None) -> None:
@@ -580,27 +673,27 @@ class RowWorker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _row(self, final: Finalization, version: int, wall: float | None) -> tuple[RoundRow, float | None]:
-        rounds, ipfs, model = self._thread_state()
-        row = _row(final, rounds, ipfs, model_spec(), self.test_set, model, version=version)
+        rounds, ipfs = self._thread_state()
+        row = _row(final, rounds, ipfs, self.setup, version=version)
         self._privacy.append(row.privacy)  # rows are built one at a time, in round order
         row.epsilon = running_epsilon(self._privacy)[-1]
         row.train_seconds = _training_seconds(self.processes, final.round)
         if wall is not None:
             row.overhead = round(1 - row.train_seconds / wall, 3) if wall > 0 else None
         self.log.echo(
-            f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {row.accuracy:>8.4f} "
+            f"{row.round:>5} {row.rule:>12} {row.accepted:>8} {row.rejected:>8} {_score(row.accuracy):>8} "
             f"{_median(row.commit_gas):>10,} {_median(row.reveal_gas):>10,} {_median(row.attest_gas):>10,} "
             f"{row.seconds:>7} {row.train_seconds:>7.2f} {_percent(row.overhead):>8} {_epsilon(row):>8}"
         )
         return row, wall
 
-    def _thread_state(self) -> tuple[Rounds, IpfsClient, nn.Module]:
+    def _thread_state(self) -> tuple[Rounds, IpfsClient]:
         """This thread's own clients (web3 and requests sessions are not shared between threads)."""
         if self._local is None:
             lower_thread_priority()
             torch.set_num_threads(1)  # the only torch work left in this process
             ledger = FedLedger(connect(self.w3_url), self.deployment, check_code=False)
-            self._local = (Rounds(ledger), IpfsClient(self.ipfs_url), build_model())
+            self._local = (Rounds(ledger), IpfsClient(self.ipfs_url))
         return self._local
 
 
@@ -608,17 +701,16 @@ def _row(
     final: Finalization,
     rounds: Rounds,
     ipfs: IpfsClient,
-    spec: ModelSpec,
-    test_set: Dataset,
-    model: nn.Module,
+    setup: AppSetup,
     *,
     version: int,
 ) -> RoundRow:
-    """Fetches the round's model (checked against the chain), evaluates it, reads its gas."""
+    """Fetches the round's model (checked against the chain), scores it, reads its gas."""
+    spec = setup.spec
     binding = global_model_binding(
         chain_id=rounds.ledger.chain_id, task=str(rounds.ledger.task.address), version=version, spec=spec
     )
-    set_weights(model, fetch_model(ipfs, final.model_cid, final.model_digest, spec, binding))
+    weights = fetch_model(ipfs, final.model_cid, final.model_digest, spec, binding)
     config = rounds.config(final.round)
     return RoundRow(
         round=final.round,
@@ -626,7 +718,7 @@ def _row(
         privacy=PrivacyRule.of_round(config),
         accepted=final.accepted,
         rejected=final.rejected,
-        accuracy=round(evaluate(model, test_set), 4),
+        accuracy=setup.score(weights),
         commit_gas=rounds.transaction_gas("UpdateCommitted", {"round": final.round}),
         reveal_gas=rounds.transaction_gas("UpdateRevealed", {"round": final.round}),
         attest_gas=rounds.transaction_gas("AttestationSubmitted", {"round": final.round}),
@@ -644,6 +736,10 @@ def _training_seconds(processes: list[Process], round_: int) -> float:
         for match in pattern.finditer(process.log_path.read_text(errors="replace"))
     ]
     return max(found, default=0.0)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _epsilon(row: RoundRow) -> str:

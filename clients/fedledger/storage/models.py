@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fedledger.arrays import Array
+from fedledger.chain.errors import FedledgerError
 from fedledger.storage.codec import Binding, decode, encode, max_file_size
 from fedledger.storage.digests import sha256, to_hex
-from fedledger.storage.ipfs import Pinned
+from fedledger.storage.ipfs import IpfsError, Pinned
 from fedledger.storage.schema import ModelSpec
 
 
@@ -20,6 +22,49 @@ class ContentSource(Protocol):
 
 class ModelIntegrityError(RuntimeError):
     """The bytes behind a global model's CID do not match its on-chain digest or binding."""
+
+
+class ModelSpecError(FedledgerError):
+    """The deployment's model spec cannot be had: not recorded, not served, or not the on-chain one."""
+
+
+MAX_SPEC_BYTES = 1 << 22  # a spec names every tensor once: 4 MiB is thousands of tensors
+
+
+def pin_spec(ipfs: ModelStore, spec: ModelSpec) -> str:
+    """Pins the spec's canonical JSON (what its on-chain hash is the sha256 of); returns the CID."""
+    return ipfs.add(spec.canonical_json().encode(), name="model-spec.json").cid
+
+
+def fetch_spec(ipfs: ContentSource, cid: str, expected_hash: bytes) -> ModelSpec:
+    """The model spec pinned at `cid`, checked against the task's on-chain `modelSpecHash`.
+
+    Aggregators, `verify`, status and the dashboard read the spec this way: from the deployment,
+    never from model code, so they serve federations whose app they have never installed.
+    """
+    try:
+        data = ipfs.cat(cid, MAX_SPEC_BYTES)
+    except IpfsError as exc:
+        raise ModelSpecError(f"cannot fetch the model spec {cid}: {exc}") from exc
+    if sha256(data) != expected_hash:
+        raise ModelSpecError(
+            f"model spec {cid}: sha256 {to_hex(sha256(data))} is not the task's modelSpecHash {to_hex(expected_hash)}"
+        )
+    try:
+        return ModelSpec.from_json(data)
+    except ValueError as exc:
+        raise ModelSpecError(f"model spec {cid} is not a valid spec: {exc}") from exc
+
+
+def deployed_spec(ipfs: ContentSource, parameters: Mapping[str, Any], on_chain_hash: bytes) -> ModelSpec:
+    """The spec a deployment records (`model_spec_cid` in its parameters), checked against the chain."""
+    cid = parameters.get("model_spec_cid")
+    if not cid:
+        raise ModelSpecError(
+            "the deployment records no model spec (model_spec_cid): deploy with an app "
+            "(`fedledger deploy --app NAME`), which pins the spec"
+        )
+    return fetch_spec(ipfs, str(cid), on_chain_hash)
 
 
 def global_model_binding(*, chain_id: int, task: str, version: int, spec: ModelSpec) -> Binding:
@@ -62,6 +107,7 @@ class InitialModel:
     data: bytes
     cid: str
     spec: ModelSpec
+    spec_cid: str
 
     @property
     def digest(self) -> bytes:
@@ -76,13 +122,15 @@ class InitialModel:
             self.cid,
             "--model-spec-hash",
             to_hex(self.spec.hash()),
+            "--model-spec-cid",
+            self.spec_cid,
         ]
 
 
 def pin_initial_model(
     ipfs: ModelStore, weights: dict[str, Array], spec: ModelSpec, *, chain_id: int
 ) -> InitialModel:
-    """Encodes `weights` as global model version 0 of a task on `chain_id` and pins it."""
+    """Encodes `weights` as global model version 0 of a task on `chain_id` and pins it, with the spec."""
     data = encode(weights, global_model_binding(chain_id=chain_id, task="", version=0, spec=spec), spec)
     pinned = ipfs.add(data, name="model-v0.safetensors")
-    return InitialModel(data=data, cid=pinned.cid, spec=spec)
+    return InitialModel(data=data, cid=pinned.cid, spec=spec, spec_cid=pin_spec(ipfs, spec))

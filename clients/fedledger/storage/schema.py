@@ -39,6 +39,14 @@ class ModelSpec:
             name, tuple(TensorSpec(k, tuple(int(d) for d in v.shape)) for k, v in sorted(arrays.items()))
         )
 
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelSpec:
+        body = json.loads(text)
+        spec = cls(body["name"], tuple(TensorSpec(n, tuple(s)) for n, s in body["tensors"]))
+        if spec.canonical_json() != (text.decode() if isinstance(text, bytes) else text):
+            raise ValueError("not a canonical spec")
+        return spec
+
     def canonical_json(self) -> str:
         body = {"name": self.name, "dtype": DTYPE, "tensors": [[t.name, list(t.shape)] for t in self.tensors]}
         return json.dumps(body, sort_keys=True, separators=(",", ":"))

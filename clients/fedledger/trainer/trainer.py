@@ -21,11 +21,17 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregator.verification import update_binding, verify
+from fedledger.app.api import App, Context
+from fedledger.app.errors import AppWeightsError
+from fedledger.app.mods import Mod, TrainCall, app_step, attack_mod, chain, client_dp_mod, dp_sgd_step
+from fedledger.app.torch_app import TorchApp
 from fedledger.arrays import Array
 from fedledger.attacks.base import Attack, AttackContext, Submission
 from fedledger.chain.contracts import FedLedger
@@ -33,13 +39,10 @@ from fedledger.chain.errors import ContractRevertError, RpcUnavailableError, Tra
 from fedledger.chain.head import IDLE_WAIT, ChainHead, LogBloom, seconds_until
 from fedledger.chain.params import Phase
 from fedledger.chain.rounds import COMMIT_EVENTS, ROUND_END_EVENTS, Opening, Rounds, seal_of
-from fedledger.learning.data import Dataset
-from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger, steps_of, train_local_dp
-from fedledger.learning.model import build_model, get_weights, set_weights
-from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget, release
-from fedledger.learning.train import TrainConfig, train_local
+from fedledger.learning.dp_sgd import DpSgdConfig, DpSgdLedger
+from fedledger.learning.privacy import PrivacyBudgetExceededError, PrivacyRule, check_budget
 from fedledger.retry import service_outage
-from fedledger.storage.codec import Binding, encode
+from fedledger.storage.codec import Binding, InvalidUpdateError, encode
 from fedledger.storage.digests import sha256, to_hex
 from fedledger.storage.ipfs import IpfsClient, IpfsError
 from fedledger.storage.models import fetch_model, global_model_binding
@@ -71,7 +74,7 @@ class SealedUpdate:
 
 
 class Trainer:
-    """One trainer: an account, a private shard, and the task it trains for."""
+    """One trainer: an account, an app with the operator's private data, and the task it trains for."""
 
     def __init__(
         self,
@@ -79,9 +82,10 @@ class Trainer:
         ledger: FedLedger,
         ipfs: IpfsClient,
         account: LocalAccount,
-        data: Dataset,
+        app: App[Any],
+        data: Any,
+        context: Context,
         spec: ModelSpec,
-        train_config: TrainConfig,
         poll_interval: float = 0.2,
         progress: bool = False,
         attack: Attack | None = None,
@@ -90,7 +94,11 @@ class Trainer:
         dp_sgd: DpSgdConfig | None = None,
         dp_sgd_ledger: DpSgdLedger | None = None,
     ) -> None:
-        """`privacy_budget`: the epsilon this trainer's operator allows; it stops before taking
+        """`data` is what `app.load_data(context)` returned; `context.seed` is this trainer's base
+        seed (each round trains with a seed derived from it and the round). `spec` is the
+        deployed model spec the app's weights must match.
+
+        `privacy_budget`: the epsilon this trainer's operator allows; it stops before taking
         part in a round that would spend more (None: no limit). It bounds the sample-level
         epsilon when the trainer runs DP-SGD (`dp_sgd`, its steps kept in `dp_sgd_ledger`), the
         client-level one otherwise."""
@@ -98,9 +106,10 @@ class Trainer:
         self.rounds = Rounds(ledger)
         self.ipfs = ipfs
         self.account = account
+        self.app = app
         self.data = data
+        self.context = context
         self.spec = spec
-        self.train_config = train_config
         self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
         self.head = head  # default: a subscription to this ledger's node, opened by `run`
         self.progress = progress
@@ -110,7 +119,6 @@ class Trainer:
         # Its DP-SGD steps so far, for the sample-level epsilon.
         self.dp_sgd_ledger = dp_sgd_ledger if dp_sgd_ledger is not None else DpSgdLedger()
         self._privacy_rules: dict[int, PrivacyRule] = {}  # round -> its DP rule (fixed at opening)
-        self.model = build_model()
         self.stats = TrainerStats()
         self._warned_inactive = False
         self.deactivated = False
@@ -189,31 +197,24 @@ class Trainer:
         """One round's training and sealed commit; returns whether a commit was sent."""
         started = time.monotonic()
         privacy = self._privacy_rule(round_)
-        config = TrainConfig(
-            **{**self.train_config.__dict__, "seed": self.train_config.seed * 1_000_003 + round_}
-        )
-        data = self.attack.poison_data(self.data, round_) if self.attack else self.data
+        context = self.context.for_round(round_, self.context.seed * 1_000_003 + round_)
         if self.privacy_budget is not None:
-            self._check_budget(round_, privacy, data, config)
+            self._check_budget(round_, privacy, context)
         weights = self._global_weights()
-        set_weights(self.model, weights)
         training_started = time.monotonic()
+        result = self._train_step(round_, privacy)(
+            TrainCall(weights=weights, data=self.data, context=context)
+        )
+        # One parseable line per round: the demo measures protocol overhead against it.
+        log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
         if self.dp_sgd is not None:
-            result = train_local_dp(self.model, data, config, self.dp_sgd, self.dp_sgd_ledger)
             log.info(
                 "round %d: DP-SGD, sample-level epsilon so far %.3f at delta %g",
                 round_,
                 self.dp_sgd_ledger.epsilon(self.dp_sgd.delta),
                 self.dp_sgd.delta,
             )
-        else:
-            result = train_local(self.model, data, config, progress=self.progress)
-        # One parseable line per round: the demo measures protocol overhead against it.
-        log.info("round %d: trained train_seconds=%.3f", round_, time.monotonic() - training_started)
-        update = get_weights(self.model)
-        update = release(privacy, update, weights)  # clipped and noised before anyone sees it
-        if self.attack:
-            update = self.attack.poison_weights(update, weights, round_)
+        update = result.weights
         binding = Binding(
             kind="update",
             chain_id=self.ledger.chain_id,
@@ -223,7 +224,13 @@ class Trainer:
             trainer=self.address,
             num_samples=result.num_samples,
         )
-        encoded = encode(update, binding, self.spec)
+        try:
+            encoded = encode(update, binding, self.spec)
+        except InvalidUpdateError as exc:
+            raise AppWeightsError(
+                f"app {self.app.name!r} returned weights that do not match the deployed model spec "
+                f"{self.spec.name!r}: {exc.detail}"
+            ) from None
         submission = (
             self.attack.tamper_submission(encoded, binding, sha256(encoded))
             if self.attack
@@ -250,19 +257,34 @@ class Trainer:
             round_,
             submission.digest.hex()[:16],
             result.num_samples,
-            result.mean_loss,
+            result.metrics.get("loss", float("nan")),
             tx.gas_used,
             time.monotonic() - started,
             f" under attack {self.attack.name}" if self.attack else "",
         )
         return True
 
-    def _check_budget(self, round_: int, privacy: PrivacyRule, data: Dataset, config: TrainConfig) -> None:
+    def _train_step(self, round_: int, privacy: PrivacyRule) -> Callable[[TrainCall], Any]:
+        """The round's training call: the app's (or DP-SGD's) step inside the mods."""
+        mods: list[Mod] = []
+        if self.attack:
+            mods.append(attack_mod(self.attack, round_))
+        if privacy.enabled:
+            mods.append(client_dp_mod(privacy))  # clipped and noised before anyone sees it
+        if self.dp_sgd is not None:
+            return chain(dp_sgd_step(self.app, self.dp_sgd, self.dp_sgd_ledger), mods)
+        return chain(app_step(self.app), mods)
+
+    def _check_budget(self, round_: int, privacy: PrivacyRule, context: Context) -> None:
         """Raises `PrivacyBudgetExceededError` if this round would spend more than the budget."""
         assert self.privacy_budget is not None
         if self.dp_sgd is not None:
+            if not isinstance(self.app, TorchApp):
+                dp_sgd_step(self.app, self.dp_sgd, self.dp_sgd_ledger)  # raises: DP-SGD needs a TorchApp
+            assert isinstance(self.app, TorchApp)
             delta = self.dp_sgd.delta
-            after = self.dp_sgd_ledger.epsilon(delta, (self.dp_sgd.noise_multiplier, *steps_of(data, config)))
+            steps = self.app.dp_sgd_steps(self.data, context)
+            after = self.dp_sgd_ledger.epsilon(delta, (self.dp_sgd.noise_multiplier, *steps))
             if after > self.privacy_budget:
                 raise PrivacyBudgetExceededError(
                     f"this round's DP-SGD would bring the sample-level epsilon to {after:.3f} at delta "
