@@ -15,6 +15,7 @@ from fedledger.learning.model import model_spec
 from fedledger.learning.train import TrainConfig
 from fedledger.storage.ipfs import ContentTooLargeError, ContentUnavailableError, Pinned
 from fedledger.trainer.trainer import Trainer
+from tests.mnist_app import mnist_app
 
 
 class FakeIpfs:
@@ -72,7 +73,7 @@ def offline_trainer(rounds: Any, account: Any) -> Trainer:
         account=account,
         data=data,
         spec=model_spec(),
-        train_config=TrainConfig(),
+        **mnist_app(TrainConfig()),
     )
     runner.rounds = rounds
     return runner

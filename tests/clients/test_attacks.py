@@ -45,6 +45,7 @@ from fedledger.learning.train import TrainConfig, train_local
 from fedledger.storage.codec import MAX_ABS_VALUE, Binding, decode, encode
 from fedledger.storage.digests import sha256
 from fedledger.trainer.trainer import Trainer
+from tests.mnist_app import mnist_app
 
 SPEC = model_spec()
 CHAIN_ID = 31337
@@ -411,7 +412,7 @@ def make_trainer(
         account=ACCOUNT,
         data=DATA,
         spec=SPEC,
-        train_config=CONFIG,
+        **mnist_app(CONFIG),
         poll_interval=0.01,
         attack=attack,
     )

@@ -23,6 +23,7 @@ from fedledger.learning.model import model_spec
 from fedledger.learning.train import TrainConfig
 from fedledger.retry import SERVICE_MAX_DELAY, Backoff, Outage, service_outage
 from fedledger.trainer.trainer import Trainer
+from tests.mnist_app import mnist_app
 
 ACCOUNT = Account.from_key("0x" + "02" * 32)
 DOWN = "no JSON-RPC node answers at http://127.0.0.1:8545 (ConnectionError)"
@@ -152,7 +153,7 @@ def test_trainer_loop__survives_node_outages_and_recovers(caplog: pytest.LogCapt
         account=ACCOUNT,
         data=data,
         spec=model_spec(),
-        train_config=TrainConfig(epochs=1, batch_size=8, seed=0),
+        **mnist_app(TrainConfig(epochs=1, batch_size=8, seed=0)),
         head=head,  # type: ignore[arg-type]
     )
     stop = RecordingStop()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregator.service import Aggregator
@@ -35,7 +36,9 @@ from fedledger.learning.shards import ShardSpec, held_out, shard
 from fedledger.learning.train import TrainConfig, evaluate
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.storage.models import pin_initial_model
+from fedledger.storage.schema import ModelSpec
 from fedledger.trainer.trainer import Trainer
+from tests.mnist_app import mnist_app
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
@@ -76,6 +79,12 @@ class Federation:
         self.daemon = ipfs_daemon.start(run_dir=self.run_dir, api_port=self.daemon.state.api_port)
 
 
+def _mnist_accuracy(weights: dict[str, Any]) -> float:
+    model = build_model()
+    model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    return evaluate(model, held_out(0))
+
+
 def deploy_placeholder(devnet: Devnet, *options: str) -> Path:
     """Deploys everything on `devnet` with the ape script and a placeholder initial model;
     returns the deployments directory (in the devnet's run directory)."""
@@ -101,17 +110,17 @@ def running_federation(
     aggregator_stakes: list[int],
     deploy_options: list[str] = (),  # type: ignore[assignment]
     start: bool = True,
+    initial: tuple[dict[str, Any], ModelSpec] | None = None,
 ) -> Iterator[Federation]:
     """Starts everything, deploys, registers, opens round 0 (unless not `start`: then the test
-    calls `open_first_round` once its participants run); stops everything on the way out."""
+    calls `open_first_round` once its participants run); stops everything on the way out.
+    `initial`: another app's initial weights and spec (default: the MNIST CNN's, seed 0)."""
     with (
         running_devnet(PROFILES["local"], run_dir=run_dir) as devnet,
         ipfs_daemon.running_ipfs(run_dir=run_dir) as daemon,
     ):
-        initial = build_model(seed=0)
-        pinned = pin_initial_model(
-            IpfsClient(daemon.api_url), get_weights(initial), model_spec(), chain_id=CHAIN_ID
-        )
+        weights, spec = initial if initial is not None else (get_weights(build_model(seed=0)), model_spec())
+        pinned = pin_initial_model(IpfsClient(daemon.api_url), weights, spec, chain_id=CHAIN_ID)
         deployment, _ = ape_cli.deploy(
             project=PROJECT,
             network=PROFILES["local"].ape_network,
@@ -149,7 +158,8 @@ def running_federation(
             rpc_url=devnet.url,
             ipfs_url=daemon.api_url,
             deployment=deployment,
-            initial_accuracy=evaluate(initial, held_out(0)),
+            # The MNIST CNN's accuracy on the held-out digits (NaN for another app).
+            initial_accuracy=_mnist_accuracy(weights) if initial is None else float("nan"),
             trainers=trainer_keys,
             aggregators=aggregator_keys,
             owner=owner,
@@ -207,7 +217,7 @@ def trainer_loop(
         account=fed.trainers[index],
         data=shard(ShardSpec(index=index, count=len(fed.trainers))),
         spec=model_spec(),
-        train_config=TrainConfig(epochs=epochs, seed=index),
+        **mnist_app(TrainConfig(epochs=epochs, seed=index)),
         attack=attack,
         **extra,
     )

@@ -29,6 +29,7 @@ from fedledger.learning.train import TrainConfig
 from fedledger.storage.ipfs import IpfsClient
 from fedledger.trainer.trainer import Trainer
 from tests.e2e.federation import Federation, aggregator_loop, run_all, running_federation, trainer_loop
+from tests.mnist_app import mnist_app
 
 TRAINERS = 3  # and a fourth whose operator set a privacy budget
 ROUNDS = 2
@@ -72,7 +73,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             account=fed.trainers[TRAINERS],
             data=shard(ShardSpec(index=TRAINERS, count=TRAINERS + 1)),
             spec=model_spec(),
-            train_config=TrainConfig(epochs=1, seed=TRAINERS),
+            **mnist_app(TrainConfig(epochs=1, seed=TRAINERS)),
             privacy_budget=50.0,
         )
         run_all(
