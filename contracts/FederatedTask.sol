@@ -43,6 +43,9 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
     address public immutable timelock;
     /// @notice Hash of the model specification every update must match.
     bytes32 public immutable modelSpecHash;
+    /// @notice IPFS CID of the model specification's canonical JSON (whose sha256 is
+    /// `modelSpecHash`), so anyone can read the spec from the chain; empty if it was not pinned.
+    string public modelSpecCid;
 
     uint256 private _currentRound;
     uint256 private _reservedRewards;
@@ -75,6 +78,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
     /// @param initialModelDigest sha256 of the initial model file.
     /// @param initialModelCid IPFS CID of the initial model file.
     /// @param modelSpecHash_ Hash of the model specification (architecture, shapes, dtypes).
+    /// @param modelSpecCid_ IPFS CID of the specification's canonical JSON (may be empty).
     /// @param initial Initial parameter values, validated like governance changes.
     constructor(
         IStakingRegistry registry_,
@@ -82,15 +86,18 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         bytes32 initialModelDigest,
         string memory initialModelCid,
         bytes32 modelSpecHash_,
+        string memory modelSpecCid_,
         InitialParameters memory initial
     ) EIP712("fedledger", "1") {
         if (initialModelDigest == bytes32(0)) revert TaskZeroDigest();
         uint256 cidLength = bytes(initialModelCid).length;
         if (cidLength == 0 || cidLength > _MAX_CID_LENGTH) revert TaskInvalidCid(cidLength);
+        if (bytes(modelSpecCid_).length > _MAX_CID_LENGTH) revert TaskInvalidCid(bytes(modelSpecCid_).length);
         registry = registry_;
         rewardToken = registry_.stakeToken();
         timelock = timelock_;
         modelSpecHash = modelSpecHash_;
+        modelSpecCid = modelSpecCid_;
         _globalModel = GlobalModel({digest: initialModelDigest, version: 0, cid: initialModelCid});
 
         _setParameter(Parameter.CommitWindow, initial.commitWindow);

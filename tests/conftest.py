@@ -45,6 +45,7 @@ def deploy_params() -> DeployParameters:
         initial_model_digest=INITIAL_DIGEST,
         initial_model_cid=INITIAL_CID,
         model_spec_hash=MODEL_SPEC_HASH,
+        model_spec_cid="bafkreimodelspec",
         # A quorum all three equal aggregators must meet, so tests decide which attestation
         # finalizes; the default (6,666 bps: two of three) is tested on its own.
         task=TaskParameters(quorum_bps=6_667),

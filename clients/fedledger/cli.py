@@ -862,7 +862,7 @@ def trainer_run(
     ledger, ipfs, account = _connect_service(
         obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
     )
-    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
     check_app_matches(app, replace(context, seed=0), spec)
     runner = Trainer(
         ledger=ledger,
@@ -947,7 +947,7 @@ def aggregator_run(
         obj, rpc_url, ipfs_api, account_spec, allow_remote=allow_remote, wait_for_node=wait_for_node
     )
     # The spec comes from the deployment (checked against the chain): no model code is needed.
-    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
     service = Aggregator(ledger=ledger, ipfs=ipfs, account=account, spec=spec, fetch_workers=workers)
     stats = service.run(max_rounds=rounds)
     click.echo(
@@ -1210,7 +1210,7 @@ def audit_status(
             config={"data-seed": data_seed, **_app_config(config_items)}, data_path=data_path
         )
         ipfs = _audit_ipfs(obj, ipfs_api)
-        spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+        spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
         evaluator = app_evaluator(app, context)
     report = federation_status(ledger, evaluate_accuracy=evaluator, ipfs=ipfs, spec=spec)
     click.echo(json.dumps(status_to_json(report), indent=2) if as_json else render_status(report))
@@ -1234,7 +1234,7 @@ def audit_verify(
 
     ledger = _ledger(obj, rpc_url, sends=False)
     ipfs = _audit_ipfs(obj, ipfs_api)
-    spec = deployed_spec(ipfs, ledger.deployment.parameters, ledger.model_spec_hash())
+    spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
     report = verify_round(ledger, ipfs, round_, spec, workers=workers)
     click.echo(json.dumps(verify_to_json(report), indent=2) if as_json else render_verify(report))
     if not report.matches:

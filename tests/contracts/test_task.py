@@ -94,6 +94,7 @@ def test_deploy__initial_model_and_parameters(
     assert task.rewardToken() == token
     assert task.timelock() == timelock
     assert task.modelSpecHash() == deploy_params.model_spec_hash
+    assert task.modelSpecCid() == deploy_params.model_spec_cid
     for parameter, value in zip(TaskParameter, deploy_params.task.as_tuple(), strict=True):
         assert task.parameter(parameter) == value, parameter.name
     assert task.roundDuration() == COMMIT_WINDOW + REVEAL_WINDOW + AGGREGATION_WINDOW
@@ -102,8 +103,12 @@ def test_deploy__initial_model_and_parameters(
 
 
 @pytest.mark.parametrize(
-    ("digest", "cid", "error"),
-    [(ZERO_BYTES32, "bafy", "TaskZeroDigest"), (b"\x01" * 32, "", "TaskInvalidCid")],
+    ("digest", "cid", "spec_cid", "error"),
+    [
+        (ZERO_BYTES32, "bafy", "", "TaskZeroDigest"),
+        (b"\x01" * 32, "", "", "TaskInvalidCid"),
+        (b"\x01" * 32, "bafy", "b" * 129, "TaskInvalidCid"),
+    ],
 )
 def test_constructor__bad_initial_model__reverts(
     project: Any,
@@ -113,6 +118,7 @@ def test_constructor__bad_initial_model__reverts(
     deploy_params: DeployParameters,
     digest: bytes,
     cid: str,
+    spec_cid: str,
     error: str,
 ) -> None:
     with reverts(getattr(project.FederatedTask, error)):
@@ -123,6 +129,7 @@ def test_constructor__bad_initial_model__reverts(
             digest,
             cid,
             ZERO_BYTES32,
+            spec_cid,
             deploy_params.task.as_tuple(),
         )
 

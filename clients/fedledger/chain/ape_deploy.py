@@ -63,6 +63,7 @@ def deploy_all(
         params.initial_model_digest,
         params.initial_model_cid,
         params.model_spec_hash,
+        params.model_spec_cid,
         params.task.as_tuple(),
     )
     registry.bindTask(task.address, sender=deployer)

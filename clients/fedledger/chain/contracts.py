@@ -135,6 +135,10 @@ class FedLedger:
         """The task's `modelSpecHash`: sha256 of the canonical JSON of the spec updates must match."""
         return bytes(self.sender.view(self.task.functions.modelSpecHash()))
 
+    def model_spec_cid(self) -> str:
+        """Where the task's model spec is pinned (empty if it was deployed without one)."""
+        return str(self.sender.view(self.task.functions.modelSpecCid()))
+
     def global_model(self) -> GlobalModel:
         digest, version, cid = self.sender.view(self.task.functions.globalModel())
         return GlobalModel(digest=bytes(digest), version=int(version), cid=str(cid))

@@ -102,7 +102,7 @@ def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
     ipfs = IpfsClient(options.ipfs_api)
     try:
         ledger = FedLedger(connect(options.rpc_url), deployment, url=options.rpc_url)
-        spec = deployed_spec(ipfs, deployment.parameters, ledger.model_spec_hash())
+        spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
     except ModelSpecError as exc:
         LOG.warning("no accuracy: %s", exc)
         return None

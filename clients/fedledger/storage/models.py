@@ -56,15 +56,14 @@ def fetch_spec(ipfs: ContentSource, cid: str, expected_hash: bytes) -> ModelSpec
         raise ModelSpecError(f"model spec {cid} is not a valid spec: {exc}") from exc
 
 
-def deployed_spec(ipfs: ContentSource, parameters: Mapping[str, Any], on_chain_hash: bytes) -> ModelSpec:
-    """The spec a deployment records (`model_spec_cid` in its parameters), checked against the chain."""
-    cid = parameters.get("model_spec_cid")
+def deployed_spec(ipfs: ContentSource, cid: str, on_chain_hash: bytes) -> ModelSpec:
+    """The spec a task records on chain (`modelSpecCid`), checked against its `modelSpecHash`."""
     if not cid:
         raise ModelSpecError(
-            "the deployment records no model spec (model_spec_cid): deploy with an app "
-            "(`fedledger deploy --app NAME`), which pins the spec"
+            "the task records no model spec (modelSpecCid is empty): it was deployed without an app; "
+            "deploy with one (`fedledger deploy --app NAME`), which pins the spec"
         )
-    return fetch_spec(ipfs, str(cid), on_chain_hash)
+    return fetch_spec(ipfs, cid, on_chain_hash)
 
 
 def global_model_binding(*, chain_id: int, task: str, version: int, spec: ModelSpec) -> Binding:
