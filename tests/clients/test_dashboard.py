@@ -24,7 +24,14 @@ from fedledger.dashboard.snapshot import ChainWentBackError
 from fedledger.learning.model import build_model, get_weights, model_spec
 from fedledger.storage.codec import encode
 from fedledger.storage.digests import sha256
-from fedledger.storage.models import fetch_model, global_model_binding, pin_initial_model
+from fedledger.storage.models import (
+    ModelSpecError,
+    deployed_spec,
+    fetch_model,
+    fetch_spec,
+    global_model_binding,
+    pin_initial_model,
+)
 from tests.clients.fakes import FakeIpfs
 
 CHAIN_ID = 31337
@@ -400,7 +407,15 @@ def test_pin_initial_model__pinned_version_0_and_the_options_that_name_it() -> N
         initial.cid,
         "--model-spec-hash",
         "0x" + spec.hash().hex(),
+        "--model-spec-cid",
+        initial.spec_cid,
     ]
+    # The spec is pinned too, and reads back as itself, checked against its hash.
+    assert fetch_spec(ipfs, initial.spec_cid, spec.hash()) == spec
+    with pytest.raises(ModelSpecError, match="is not the task's modelSpecHash"):
+        fetch_spec(ipfs, initial.spec_cid, bytes(32))
+    with pytest.raises(ModelSpecError, match="records no model spec"):
+        deployed_spec(ipfs, "", spec.hash())
     # What the dashboard (and every trainer) fetches back as version 0, checked against the chain.
     fetched = fetch_model(
         ipfs,
