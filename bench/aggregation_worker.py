@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -181,20 +181,20 @@ def _named(updates: Sequence[Tensors], layers: Sequence[Array]) -> Tensors:
 def flower_fedavg(manifest: Manifest, updates: Sequence[Tensors]) -> Tensors:
     from flwr.server.strategy.aggregate import aggregate
 
-    return _named(updates, cast(list[Array], aggregate(_flower_results(manifest, updates))))
+    return _named(updates, aggregate(_flower_results(manifest, updates)))
 
 
 def flower_median(manifest: Manifest, updates: Sequence[Tensors]) -> Tensors:
     from flwr.server.strategy.aggregate import aggregate_median
 
-    return _named(updates, cast(list[Array], aggregate_median(_flower_results(manifest, updates))))
+    return _named(updates, aggregate_median(_flower_results(manifest, updates)))
 
 
 def flower_trimmed_mean(manifest: Manifest, updates: Sequence[Tensors]) -> Tensors:
     from flwr.server.strategy.aggregate import aggregate_trimmed_avg
 
-    results = _flower_results(manifest, updates)
-    return _named(updates, cast(list[Array], aggregate_trimmed_avg(results, manifest.beta)))
+    trimmed: list[Array] = aggregate_trimmed_avg(_flower_results(manifest, updates), manifest.beta)
+    return _named(updates, trimmed)
 
 
 IN_MEMORY: dict[str, Callable[[Manifest, Sequence[Tensors]], Tensors]] = {

@@ -20,9 +20,20 @@ fi
 
 py_hash=$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 if ! stamp_ok python "$py_hash"; then
-  echo "setup: installing Python packages (pinned by requirements/constraints.txt)"
-  # torch==2.13.0 resolves to the CPU build where pip is configured with a local wheel of it.
-  .venv/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
+  echo "setup: installing Python packages (the pinned set in requirements/constraints.txt)"
+  # The file is the complete resolved set, installed as it is (--no-deps): flwr 1.42.0 needs
+  # packaging>=24 and eth-ape 0.8.51 declares packaging<24, so no resolver accepts both, while ape
+  # runs (and its tests pass) on packaging 25.0. torch==2.13.0 resolves to the CPU build where pip
+  # is configured with a local wheel of it.
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/constraints.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e ".[dev,flower]"
+  # Anything missing from the pinned set shows up here; the one declared mismatch above is expected.
+  broken=$(.venv/bin/pip check --disable-pip-version-check | grep -v -e '^eth-ape .* packaging' -e '^No broken' || true)
+  if [ -n "$broken" ]; then
+    echo "setup: requirements/constraints.txt is not a complete, consistent set:" >&2
+    echo "$broken" >&2
+    exit 1
+  fi
   stamp_set python "$py_hash"
 fi
 

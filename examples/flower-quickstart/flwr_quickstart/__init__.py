@@ -1,0 +1,1 @@
+"""flwr_quickstart: A Flower / PyTorch app."""
