@@ -124,3 +124,20 @@ def test_tensor_spec__unsupported_dtype_name__refused() -> None:
     with pytest.raises(ValueError, match=r"tensor 'w' has dtype 'F64'.*convert it to F32"):
         TensorSpec("w", (2,), "F64")
     assert TensorSpec("w", (2,)).dtype == "F32"  # the default, as before
+
+
+@pytest.mark.parametrize("limit", [1_000, 100_000])
+def test_from_json__deep_nesting__refused_before_parsing_whatever_the_recursion_limit(limit: int) -> None:
+    """py_ecc (imported by ape) raises the recursion limit to 100,000; json.loads would then
+    overflow the C stack on a megabyte of brackets rather than raise."""
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        for text in ("[" * (MAX_SPEC_BYTES - 1), '{"a":' * 200_000, '[["[[[[[[", [[[[[[]]]]]]]]'):
+            with pytest.raises(ValueError, match="nested deeper"):
+                ModelSpec.from_json(text)
+    finally:
+        sys.setrecursionlimit(previous)
+    assert ModelSpec.from_json('{"format":"fedledger-spec/2","name":"[[[[[[","tensors":[["{{{{",[1],"U8"]]}')

@@ -189,7 +189,9 @@ def aggregate_files(
 ) -> Aggregation:
     """`aggregate` over update files (canonical safetensors, in trainer-address order), in memory
     that grows with the model, not with the number of updates; bit-identical to `aggregate` on
-    the same tensors (`aggregation.streaming`), any wire dtypes included.
+    the same tensors (`aggregation.streaming`), any wire dtypes included. The median and the
+    trimmed mean hold every file open; FedAvg holds a group at a time, and then, only if the model
+    has integer or bool tensors, every file for their lower median.
 
     Raises
     ------

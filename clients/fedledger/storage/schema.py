@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ from fedledger.arrays import Array
 
 SPEC_FORMAT = "fedledger-spec/2"
 MAX_SPEC_BYTES = 1 << 20  # a canonical spec longer than this is refused by `from_json`
+_SPEC_DEPTH = 4  # object > tensors list > [name, shape, dtype] > shape list
+# A JSON string, or an unterminated one up to the end: every match attempt from a quote succeeds,
+# so the scan stays linear even on quotes and backslashes crafted to make it backtrack.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.|\\\Z)*+(?:"|\Z)', re.DOTALL)
 RESERVED_NAME = "__metadata__"  # safetensors keeps this key for the file's metadata
 
 # The dtypes the wire format carries (safetensors name -> numpy dtype, little-endian).
@@ -47,6 +52,16 @@ _CONVERT_TO = {
     "uint32": "I64 (int64)",
     "uint64": "I64 (int64), if the values fit",
 }
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of JSON arrays and objects in `text` (brackets inside strings ignored)."""
+    brackets = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass")
+    steps = np.frombuffer(brackets, np.uint8)
+    depth = np.cumsum((steps == ord("[")) | (steps == ord("{")), dtype=np.int64) - np.cumsum(
+        (steps == ord("]")) | (steps == ord("}")), dtype=np.int64
+    )
+    return int(depth.max()) if depth.size else 0
 
 
 def numpy_dtype(name: str) -> np.dtype[Any]:
@@ -162,7 +177,13 @@ class ModelSpec:
         if len(text) > MAX_SPEC_BYTES:
             raise ValueError(f"model spec of {len(text)} bytes exceeds the {MAX_SPEC_BYTES}-byte limit")
         try:
-            body = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+            decoded = text.decode("utf-8") if isinstance(text, bytes) else text
+            # Checked before parsing: json.loads recurses per level, and a process whose recursion
+            # limit was raised (py_ecc sets 100,000) overflows the C stack on "[[[[..." instead of
+            # raising RecursionError.
+            if _nesting_depth(decoded) > _SPEC_DEPTH:
+                raise ValueError(f"nested deeper than a spec's {_SPEC_DEPTH} levels")
+            body = json.loads(decoded)
         except (ValueError, RecursionError) as exc:
             raise ValueError(f"model spec is not JSON: {exc}") from None
         if not isinstance(body, dict) or set(body) != {"format", "name", "tensors"}:
