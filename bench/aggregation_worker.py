@@ -8,7 +8,7 @@ reads the update files listed in MANIFEST (JSON: files, weights, chunk_size, gro
 IMPLEMENTATION, saves its output tensors to RESULT (.npz) and prints one JSON line: seconds,
 peak memory, and for the in-memory implementations the time and memory of loading the inputs.
 
-It imports only numpy, the standard library, `fedledger.aggregation` (numpy only) and, for the
+It imports only numpy, the standard library, `fedledger.aggregation` (numpy and ml_dtypes) and, for the
 Flower implementations, `flwr`: Flower runs under the benchmark venv's interpreter
 (.venv-bench, see tools/setup_bench.sh), everything else under the main venv's. All of them
 read the files with the same reader (`fedledger.aggregation.streaming.UpdateFile`).

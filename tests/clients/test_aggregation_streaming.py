@@ -349,7 +349,8 @@ def test_files__malformed_files_are_refused(tmp_path: Path) -> None:
         ((2).to_bytes(8, "little") + b"[]", "not a JSON object"),
         ((3).to_bytes(8, "little") + b"{x}", "not JSON"),
         (data[:-4], "do not hold"),
-        (data.replace(b'"F32"', b'"F16"', 1), "not float32"),
+        (data.replace(b'"F32"', b'"F16"', 1), "do not hold"),  # F16 is 2 bytes a value, not 4
+        (data.replace(b'"F32"', b'"F64"', 1), "has dtype 'F64'"),
     ]:
         bad.write_bytes(content)
         with pytest.raises(ValueError, match=match):

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 from eth_account import Account
@@ -42,8 +43,9 @@ from fedledger.chain.rounds import Opening, RoundConfig
 from fedledger.learning.data import Dataset
 from fedledger.learning.model import build_model, get_weights, model_spec, set_weights
 from fedledger.learning.train import TrainConfig, train_local
-from fedledger.storage.codec import MAX_ABS_VALUE, Binding, decode, encode
+from fedledger.storage.codec import MAX_ABS_VALUE, Binding, InvalidUpdateError, decode, encode
 from fedledger.storage.digests import sha256
+from fedledger.storage.schema import ModelSpec
 from fedledger.trainer.trainer import Trainer
 from tests.mnist_app import mnist_app
 
@@ -571,3 +573,63 @@ def test_cli_attack_choices__same_as_the_registry() -> None:
     from fedledger.cli import ATTACK_CHOICES
 
     assert tuple(ATTACK_CHOICES) == tuple(ATTACK_NAMES)
+
+
+# --- models with half-precision weights and integer buffers -------------------------------------
+
+
+def mixed_model(seed: int) -> dict[str, Array]:
+    rng = np.random.default_rng(seed)
+    return {
+        "bn.num_batches_tracked": np.array(40 + seed, np.int64),
+        "fc.bias": rng.standard_normal(4).astype(np.float16),
+        "fc.weight": rng.standard_normal((4, 3)).astype(ml_dtypes.bfloat16),
+        "mask": np.array([True, False, True]),
+    }
+
+
+MIXED_SPEC = ModelSpec.from_arrays("mixed", mixed_model(0))
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [SignFlip(lam=3.0), Scaling(lam=1e6), GaussianNoise(sigma=0.5, seed=1), Zeros(), ResubmitGlobal()],
+)
+def test_statistical_attacks__mixed_dtypes__floats_poisoned_in_their_dtype_buffers_untouched(
+    attack: Attack,
+) -> None:
+    trained, global_weights = mixed_model(1), mixed_model(2)
+    poisoned = attack.bind(AttackContext(trainer="0x" + "ab" * 20)).poison_weights(trained, global_weights, 3)
+    assert {n: v.dtype for n, v in poisoned.items()} == {n: v.dtype for n, v in trained.items()}
+    binding = Binding(
+        kind="update",
+        chain_id=1,
+        task="0x" + "11" * 20,
+        round=3,
+        model_spec=MIXED_SPEC.hash().hex(),
+        trainer="0x" + "ab" * 20,
+        num_samples=5,
+    )
+    decode(encode(poisoned, binding, MIXED_SPEC), MIXED_SPEC, binding)  # a valid file
+    if isinstance(attack, SignFlip | Scaling | GaussianNoise):
+        assert int(poisoned["bn.num_batches_tracked"]) == int(trained["bn.num_batches_tracked"])
+        np.testing.assert_array_equal(poisoned["mask"], trained["mask"])
+        assert poisoned["fc.bias"].tobytes() != trained["fc.bias"].tobytes()
+
+
+def test_nan__mixed_dtypes__goes_into_the_first_float_tensor_in_its_dtype() -> None:
+    trained = mixed_model(1)
+    binding = Binding(
+        kind="update",
+        chain_id=1,
+        task="0x" + "11" * 20,
+        round=3,
+        model_spec=MIXED_SPEC.hash().hex(),
+        trainer="0x" + "ab" * 20,
+        num_samples=5,
+    )
+    submission = NonFiniteValues().tamper_submission(encode(trained, binding, MIXED_SPEC), binding, b"")
+    assert submission.data is not None
+    with pytest.raises(InvalidUpdateError) as info:
+        decode(submission.data, MIXED_SPEC, binding)
+    assert info.value.reason == RejectionReason.NON_FINITE and "fc.bias" in info.value.detail

@@ -6,6 +6,7 @@ import json
 import pickle
 import struct
 
+import ml_dtypes
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -161,5 +162,105 @@ def test_encode__off_spec_tensors__refused() -> None:
 def test_spec_hash__depends_on_names_and_shapes() -> None:
     other = ModelSpec("tiny", (TensorSpec("fc.bias", (3,)), TensorSpec("fc.weight", (4, 3))))
     assert SPEC.hash() != other.hash()
-    assert json.loads(SPEC.canonical_json())["dtype"] == "F32"
+    assert json.loads(SPEC.canonical_json())["tensors"] == [
+        ["fc.bias", [3], "F32"],
+        ["fc.weight", [3, 4], "F32"],
+    ]
     assert SPEC.parameter_count == 15
+
+
+# --- tensor dtypes ------------------------------------------------------------------------------
+
+MIXED = {
+    "f32": np.array([[0.5, -1.25e-7], [3.0, -0.0]], np.float32),
+    "f16": np.array([1.0, -2.5, 6.1e-5, 65.5], np.float16),
+    "bf16": np.array([1.0, -3.140625, 1e-20, 9984.0], ml_dtypes.bfloat16),
+    "i64": np.array([0, -1, 2**62, -(2**63)], np.int64),  # integers are not bounded
+    "i32": np.array([2**31 - 1, -(2**31)], np.int32),
+    "i16": np.array([[7, -32768]], np.int16),
+    "i8": np.array([-128, 127, 0], np.int8),
+    "u8": np.array([0, 255], np.uint8),
+    "bool": np.array([True, False, True]),
+    "empty": np.zeros((0, 2), np.int64),
+    "scalar": np.array(7, np.int64),  # 0-d, like BatchNorm's num_batches_tracked
+    "f32_scalar": np.array(0.25, np.float32),
+}
+MIXED_SPEC = ModelSpec.from_arrays("mixed", MIXED)
+MIXED_BINDING = Binding(**{**BINDING.__dict__, "model_spec": to_hex(MIXED_SPEC.hash())})  # type: ignore[arg-type]
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_decode__every_supported_dtype__round_trips_exactly() -> None:
+    decoded = decode(encode(MIXED, MIXED_BINDING, MIXED_SPEC), MIXED_SPEC, MIXED_BINDING)
+    assert set(decoded) == set(MIXED)
+    for name, values in MIXED.items():
+        assert same_bits(decoded[name], values), name
+    assert decoded["bf16"].dtype == ml_dtypes.bfloat16
+    assert MIXED_SPEC.dtypes()["bf16"] == "BF16"
+
+
+def test_encode__big_endian_input__same_bytes_as_little_endian() -> None:
+    swapped = {**MIXED, "i32": MIXED["i32"].astype(">i4"), "f32": MIXED["f32"].astype(">f4")}
+    assert encode(swapped, MIXED_BINDING, MIXED_SPEC) == encode(MIXED, MIXED_BINDING, MIXED_SPEC)
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("f16", MIXED["f16"].astype(np.float32)),  # the same values, not the spec's dtype
+        ("bf16", MIXED["bf16"].astype(np.float16)),
+        ("i64", MIXED["i64"].astype(np.int32)),
+        ("bool", MIXED["bool"].astype(np.uint8)),
+        ("f32", MIXED["f32"].astype(np.float64)),
+    ],
+)
+def test_encode__dtype_other_than_the_spec__refused_not_cast(name: str, values: np.ndarray) -> None:
+    with pytest.raises(InvalidUpdateError, match=f"{name} has dtype"):
+        encode({**MIXED, name: values}, MIXED_BINDING, MIXED_SPEC)
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("f16", MIXED["f16"].view(ml_dtypes.bfloat16)),  # same size, other dtype: BF16 for F16
+        ("bf16", MIXED["bf16"].view(np.float16)),
+        ("i64", MIXED["i64"].view(np.float64)),
+        ("u8", MIXED["u8"].view(np.int8)),
+        ("bool", MIXED["bool"].view(np.uint8)),
+    ],
+)
+def test_decode__file_dtype_differs_from_spec__malformed(name: str, values: np.ndarray) -> None:
+    data = safetensors.numpy.save(
+        {**MIXED, name: values}, metadata={"fedledger": MIXED_BINDING.canonical_json()}
+    )
+    with pytest.raises(InvalidUpdateError, match=f"{name} has dtype") as info:
+        decode(data, MIXED_SPEC, MIXED_BINDING)
+    assert info.value.reason == RejectionReason.MALFORMED
+
+
+@pytest.mark.parametrize("name", ["f16", "bf16"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, MAX_ABS_VALUE * 2])
+def test_decode__half_precision_non_finite_or_out_of_range__non_finite(name: str, bad: float) -> None:
+    arrays = {key: values.copy() for key, values in MIXED.items()}
+    arrays[name][0] = bad
+    with pytest.raises(InvalidUpdateError) as info:
+        decode(encode(arrays, MIXED_BINDING, MIXED_SPEC), MIXED_SPEC, MIXED_BINDING)
+    assert info.value.reason == RejectionReason.NON_FINITE
+
+
+def test_decode__bool_byte_other_than_0_or_1__malformed() -> None:
+    data = bytearray(encode(MIXED, MIXED_BINDING, MIXED_SPEC))
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    data[8 + length + header["bool"]["data_offsets"][0]] = 2  # reads as True, but is not canonical
+    with pytest.raises(InvalidUpdateError, match="bool bytes") as info:
+        decode(bytes(data), MIXED_SPEC, MIXED_BINDING)
+    assert info.value.reason == RejectionReason.MALFORMED
+
+
+def test_max_file_size__counts_each_dtype_itemsize() -> None:
+    assert MIXED_SPEC.file_size == sum(values.nbytes for values in MIXED.values())
+    assert len(encode(MIXED, MIXED_BINDING, MIXED_SPEC)) <= max_file_size(MIXED_SPEC)

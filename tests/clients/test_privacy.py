@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 from opacus.accountants.analysis import rdp as rdp_analysis
@@ -161,3 +162,24 @@ def test_privatize__diverged_training__released_as_no_change_plus_noise(models: 
     for name in sorted(reference):
         noise = expected.normal(0.0, 0.5, size=reference[name].shape)
         np.testing.assert_allclose(released[name], (reference[name] + noise).astype(np.float32), atol=1e-6)
+
+
+def test_privatize__mixed_dtypes__floats_noised_in_their_dtype_integer_buffers_untouched() -> None:
+    rng = np.random.default_rng(0)
+    reference = {
+        "bn.num_batches_tracked": np.array(10, np.int64),
+        "half": rng.standard_normal(50).astype(np.float16),
+        "brain": rng.standard_normal((5, 5)).astype(ml_dtypes.bfloat16),
+    }
+    update = {
+        "bn.num_batches_tracked": np.array(13, np.int64),
+        "half": (reference["half"].astype(np.float32) + 3).astype(np.float16),
+        "brain": (reference["brain"].astype(np.float32) - 3).astype(ml_dtypes.bfloat16),
+    }
+    rule = PrivacyRule(noise_multiplier=1.0, clip_norm=0.5, delta=DELTA)
+    released = privatize(update, reference, rule, np.random.default_rng(1))
+    assert {n: v.dtype for n, v in released.items()} == {n: v.dtype for n, v in update.items()}
+    assert int(released["bn.num_batches_tracked"]) == 13
+    for name in ("half", "brain"):
+        assert released[name].tobytes() != update[name].tobytes()
+        assert np.all(np.abs(released[name].astype(np.float32)) <= MAX_ABS_VALUE)

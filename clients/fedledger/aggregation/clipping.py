@@ -21,6 +21,11 @@ Determinism:
   never pushes the norm above max_norm), added to the reference in fixed point and converted
   once to float32.
 
+Other dtypes: only float tensors count towards the norm and are clipped. F16 and BF16 tensors
+are upcast to float32 (exact), clipped as above, and rounded back to their dtype (round to
+nearest even, `dtypes.to_wire`); integer and bool tensors (BatchNorm's `num_batches_tracked`)
+are copied from the update unchanged.
+
 The norm is that of the difference on the fixed-point grid (values rounded to 2^-20). The
 clipped result lies within max_norm of the reference up to float32 rounding of the output
 (exact on the grid; for |values| < 8 float32 represents the grid exactly).
@@ -34,6 +39,7 @@ from fractions import Fraction
 import numpy as np
 
 from fedledger.aggregation.base import Tensors, check_updates, check_values
+from fedledger.aggregation.dtypes import check_dtypes, float_names, to_wire, upcast
 from fedledger.aggregation.fixedpoint import FRACTION_BITS, SCALE, exact_sums_of_squares, to_fixed, to_float32
 from fedledger.arrays import Array
 
@@ -44,9 +50,9 @@ def clip_update(update: Tensors, reference: Tensors, max_norm: float) -> dict[st
     Parameters
     ----------
     update
-        The trainer's model (float32 tensors).
+        The trainer's model (tensors of any wire dtype).
     reference
-        The round's starting global model, with the same tensor names and shapes.
+        The round's starting global model, with the same tensor names, shapes and dtypes.
     max_norm
         The largest L2 distance to `reference` kept, > 0.
 
@@ -54,26 +60,34 @@ def clip_update(update: Tensors, reference: Tensors, max_norm: float) -> dict[st
     -------
     dict[str, Array]
         A copy of `update` if ||update - reference|| <= max_norm, otherwise
-        reference + (update - reference) * max_norm / ||update - reference||.
+        reference + (update - reference) * max_norm / ||update - reference||, over the float
+        tensors, each in its dtype; integer and bool tensors as in `update`.
 
     Raises
     ------
     ValueError
-        On mismatched layouts, values that are not finite or exceed 2^14, or a bad max_norm.
+        On mismatched layouts or dtypes, values that are not finite or exceed 2^14, or a bad max_norm.
     """
-    layout = check_updates([update, reference])
+    dtypes = check_dtypes([update, reference])
+    names = float_names(dtypes)
+    floats = {name: upcast(update[name]) for name in names}
+    start = {name: upcast(reference[name]) for name in names}
+    check_updates([floats, start])
     if not (math.isfinite(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be positive and finite, got {max_norm}")
-    names = sorted(layout)
     for name in names:
-        check_values(update[name])
-        check_values(reference[name])
-    differences = {name: to_fixed(update[name]) - to_fixed(reference[name]) for name in names}
+        check_values(floats[name])
+        check_values(start[name])
+    differences = {name: to_fixed(floats[name]) - to_fixed(start[name]) for name in names}
     squared = sum(exact_sums_of_squares(differences[name].reshape(1, -1))[0] for name in names)
     if squared <= Fraction(max_norm) ** 2 * (1 << (2 * FRACTION_BITS)):
-        return {name: update[name].copy() for name in names}
+        return {name: update[name].copy() for name in sorted(dtypes)}
     scale = max_norm * SCALE / math.sqrt(squared)
     return {
-        name: to_float32(to_fixed(reference[name]) + np.trunc(differences[name] * scale).astype(np.int64))
-        for name in names
+        name: to_wire(
+            to_float32(to_fixed(start[name]) + np.trunc(differences[name] * scale).astype(np.int64)), dtype
+        )
+        if name in differences
+        else update[name].copy()
+        for name, dtype in sorted(dtypes.items())
     }

@@ -13,22 +13,32 @@ A parameter the round cannot satisfy (beta >= 0.5, N < 2f + 3, m > N - f, reserv
 raises `UnsupportedRuleError`, like an unknown rule: every honest aggregator fails alike and
 none attests, so the round times out without a model change, rather than aggregators each
 guessing a fallback. Rules are only selected here; each is a pure function in its own module.
+
+Tensors of any wire dtype: the rules run on the float tensors upcast to float32, and the result
+is rounded back to each tensor's dtype; integer and bool tensors take the elementwise lower
+median of the updates the rule kept (see `aggregation.dtypes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from fedledger.aggregation.base import WeightedUpdate
+from fedledger.aggregation.dtypes import check_dtypes, float_names, lower_median, to_wire, upcast
 from fedledger.aggregation.fedavg import fedavg
 from fedledger.aggregation.krum import multi_krum
 from fedledger.aggregation.median import coordinate_median
 from fedledger.aggregation.streaming import (
+    FloatTensors,
     UpdateFile,
     coordinate_median_files,
     fedavg_files,
+    lower_median_files,
     trimmed_mean_files,
 )
 from fedledger.aggregation.trimmed_mean import trimmed_mean
@@ -106,20 +116,44 @@ class Aggregation:
     excluded: tuple[int, ...] = ()
 
 
+RULES = frozenset(
+    {AggregationRule.FEDAVG, AggregationRule.MEDIAN, AggregationRule.TRIMMED_MEAN, AggregationRule.MULTI_KRUM}
+)
+
+
 def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdate]) -> Aggregation:
     """Applies `rule` (with its on-chain parameter) to the accepted, weighted updates.
 
     `updates` must be in trainer-address order: Multi-Krum breaks ties by position. Only
     Multi-Krum excludes updates (those it did not select); the coordinate-wise rules use every
-    update, so they name no outliers.
+    update, so they name no outliers. Float tensors (F32, F16, BF16) go through the rule as
+    float32 and come back in their dtype; integer and bool tensors take the lower median of the
+    updates kept. The model's tensors keep the updates' dtypes.
 
     Raises
     ------
     UnsupportedRuleError
         If the rule is unknown or its parameter cannot be applied to these updates.
     ValueError
-        If the updates themselves are inconsistent (layouts, values, weights).
+        If the updates themselves are inconsistent (layouts, dtypes, values, weights).
     """
+    if rule not in RULES:
+        raise UnsupportedRuleError(f"aggregation rule {int(rule)} is not implemented by this aggregator")
+    if not updates:
+        return _aggregate_floats(rule, param, updates)  # the rule's own error
+    dtypes = check_dtypes([tensors for tensors, _ in updates])
+    floats = float_names(dtypes)
+    result = _aggregate_floats(
+        rule,
+        param,
+        [({name: upcast(tensors[name]) for name in floats}, weight) for tensors, weight in updates],
+    )
+    kept = [tensors for index, (tensors, _) in enumerate(updates) if index not in set(result.excluded)]
+    return Aggregation(_to_wire(result.model, dtypes, lambda name: lower_median(kept, name)), result.excluded)
+
+
+def _aggregate_floats(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdate]) -> Aggregation:
+    """The rule itself, on float32 tensors."""
     if rule == AggregationRule.FEDAVG:
         return Aggregation(fedavg(updates))
     if rule == AggregationRule.MEDIAN:
@@ -134,6 +168,17 @@ def aggregate(rule: AggregationRule, param: int, updates: Sequence[WeightedUpdat
     raise UnsupportedRuleError(f"aggregation rule {int(rule)} is not implemented by this aggregator")
 
 
+def _to_wire(
+    floats: Mapping[str, Array], dtypes: Mapping[str, np.dtype[Any]], others: Callable[[str], Array]
+) -> dict[str, Array]:
+    """The model in the wire dtypes: the rule's float32 tensors rounded to theirs, and the other
+    tensors (integer, bool) from `others(name)`."""
+    return {
+        name: to_wire(floats[name], dtype) if name in floats else others(name)
+        for name, dtype in sorted(dtypes.items())
+    }
+
+
 # Rules that can run over update files on disk (`aggregate_files`): the coordinate-wise ones.
 # Multi-Krum compares every pair of updates, so it keeps them all in memory.
 FILE_RULES = frozenset({AggregationRule.FEDAVG, AggregationRule.MEDIAN, AggregationRule.TRIMMED_MEAN})
@@ -142,9 +187,11 @@ FILE_RULES = frozenset({AggregationRule.FEDAVG, AggregationRule.MEDIAN, Aggregat
 def aggregate_files(
     rule: AggregationRule, param: int, paths: Sequence[Path], weights: Sequence[int]
 ) -> Aggregation:
-    """`aggregate` over update files (safetensors, float32, in trainer-address order), in memory
+    """`aggregate` over update files (canonical safetensors, in trainer-address order), in memory
     that grows with the model, not with the number of updates; bit-identical to `aggregate` on
-    the same tensors (`aggregation.streaming`).
+    the same tensors (`aggregation.streaming`), any wire dtypes included. The median and the
+    trimmed mean hold every file open; FedAvg holds a group at a time, and then, only if the model
+    has integer or bool tensors, every file for their lower median.
 
     Raises
     ------
@@ -153,17 +200,28 @@ def aggregate_files(
     """
     if len(paths) != len(weights):
         raise ValueError(f"{len(paths)} update files but {len(weights)} weights")
-    if rule == AggregationRule.FEDAVG:
-        # Opened a group at a time by `fedavg_files`, and closed when the group is done.
-        return Aggregation(fedavg_files((UpdateFile(p), w) for p, w in zip(paths, weights, strict=True)))
     if rule not in FILE_RULES:
         raise UnsupportedRuleError(f"{describe_rule(rule, param)} does not run over update files")
     beta = trim_basis_points(param) / BASIS_POINTS if rule == AggregationRule.TRIMMED_MEAN else None
-    files = [UpdateFile(p) for p in paths]
+    if not paths:
+        raise ValueError("no updates to aggregate")
+    with UpdateFile(paths[0]) as first:
+        dtypes = first.dtypes
+    others = sorted(set(dtypes) - set(float_names(dtypes)))
+    files: list[UpdateFile] = []
     try:
-        if beta is None:
-            return Aggregation(coordinate_median_files(files))
-        return Aggregation(trimmed_mean_files(files, beta))
+        if rule == AggregationRule.FEDAVG:
+            # Opened a group at a time by `fedavg_files`, and closed when the group is done.
+            floats = fedavg_files(
+                (FloatTensors(UpdateFile(p), dtypes), w) for p, w in zip(paths, weights, strict=True)
+            )
+            files = [UpdateFile(p) for p in paths] if others else []
+        else:
+            files = [UpdateFile(p) for p in paths]
+            views = [FloatTensors(update, dtypes) for update in files]
+            floats = coordinate_median_files(views) if beta is None else trimmed_mean_files(views, beta)
+        medians = lower_median_files(files, others) if others else {}
+        return Aggregation(_to_wire(floats, dtypes, medians.__getitem__))
     finally:
         for update in files:
             update.close()

@@ -13,6 +13,11 @@ The results are bit-identical to `fedavg`, `trimmed_mean` and `coordinate_median
 tensors (the same arithmetic runs on the same values; only where they come from differs), and
 do not depend on `chunk_size`.
 
+These rules take float tensors read as float32. A file of another model may also hold F16 or
+BF16 tensors (`UpdateFile` reads them as float32, exactly) and integer or bool buffers:
+`FloatTensors` shows a rule only the float tensors, and `lower_median_files` aggregates the
+others, as `rules.aggregate_files` does (see `aggregation.dtypes`).
+
 `UpdateFile` only locates tensors in a file; it does not validate updates. Files are expected
 to have passed `storage.codec.decode` already (or to come from `codec.encode`): the rules still
 reject out-of-range values as the in-memory ones do, but bindings and canonical form are the
@@ -35,9 +40,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from fedledger.aggregation.base import CHUNK_SIZE, check_values
+from fedledger.aggregation.dtypes import chunks, lower_median_chunk
 from fedledger.aggregation.fedavg import FedAvgAccumulator
 from fedledger.aggregation.trimmed_mean import check_trim, trim_count, trimmed_chunk
 from fedledger.arrays import Array
+from fedledger.storage.schema import SUPPORTED_DTYPES, is_float, numpy_dtype
 
 FEDAVG_GROUP = 16  # updates summed at once by `fedavg_files` (see `fixedpoint.accumulate_weighted`)
 _HEADER_LENGTH = struct.Struct("<Q")
@@ -45,8 +52,8 @@ _MAX_HEADER_BYTES = 1 << 24
 
 
 class TensorSource(Protocol):
-    """Where the streaming rules read an update from: an `UpdateFile`, or anything that can hand
-    out ranges of flat coordinates of its named float32 tensors."""
+    """Where the streaming rules read an update from: a `FloatTensors` view of an `UpdateFile`, or
+    anything that can hand out ranges of flat coordinates of its named tensors as float32."""
 
     @property
     def layout(self) -> dict[str, tuple[int, ...]]: ...
@@ -56,10 +63,11 @@ class TensorSource(Protocol):
 
 @dataclass(frozen=True)
 class TensorExtent:
-    """Where a float32 tensor's bytes lie in a file, and its shape."""
+    """Where a tensor's bytes lie in a file, its shape and its wire dtype."""
 
     offset: int
     shape: tuple[int, ...]
+    dtype: np.dtype[Any]
 
     @property
     def size(self) -> int:
@@ -67,15 +75,16 @@ class TensorExtent:
 
 
 class UpdateFile:
-    """A safetensors file of float32 tensors, read a tensor or a coordinate range at a time.
+    """A safetensors file of tensors, read a tensor or a coordinate range at a time.
 
-    Holds an open file descriptor until `close()` (or the end of a `with` block).
+    Float tensors (F32, F16, BF16) are read as float32, exactly; integer and bool tensors in
+    their own dtype. Holds an open file descriptor until `close()` (or the end of a `with` block).
 
     Raises
     ------
     ValueError
-        If the file is not safetensors, or holds a tensor that is not float32 or whose byte range
-        does not match its shape or lie within the file.
+        If the file is not safetensors, or holds a tensor of a dtype the wire format does not
+        carry, or whose byte range does not match its shape or lie within the file.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -95,24 +104,37 @@ class UpdateFile:
     def layout(self) -> dict[str, tuple[int, ...]]:
         return {name: extent.shape for name, extent in self.extents.items()}
 
+    @property
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        """Each tensor's wire dtype (float tensors are nonetheless read as float32)."""
+        return {name: extent.dtype for name, extent in self.extents.items()}
+
     def read(self, name: str, out: Array | None = None) -> Array:
-        """Tensor `name` (float32, its shape), read into `out` (a contiguous float32 array of its
-        size, reshaped) when given."""
+        """Tensor `name` (its shape; float32 if a float tensor), read into `out` (a contiguous
+        array of that dtype and of its size, reshaped) when given."""
         extent = self.extents[name]
         flat = self.read_range(name, 0, extent.size, None if out is None else out.reshape(-1))
         return flat.reshape(extent.shape)
 
     def read_range(self, name: str, start: int, stop: int, out: Array | None = None) -> Array:
-        """Flat (C-order) coordinates `start:stop` of tensor `name` as a 1-D float32 array, read
-        into `out` (contiguous, float32, `stop - start` values) when given."""
+        """Flat (C-order) coordinates `start:stop` of tensor `name` as a 1-D array (float32 for a
+        float tensor, else its own dtype), read into `out` (contiguous, that dtype, `stop - start`
+        values) when given."""
         extent = self.extents[name]
         if not 0 <= start <= stop <= extent.size:
             raise ValueError(f"coordinates {start}:{stop} outside tensor {name!r} of {extent.size} values")
+        wanted = np.dtype(np.float32) if is_float(extent.dtype) else extent.dtype
         if out is None:
-            out = np.empty(stop - start, np.float32)
-        elif out.dtype != np.float32 or out.shape != (stop - start,) or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a contiguous float32 array of {stop - start} values")
-        _read_exactly(self._fd, out.data.cast("B"), extent.offset + 4 * start)
+            out = np.empty(stop - start, wanted)
+        elif out.dtype != wanted or out.shape != (stop - start,) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous {wanted} array of {stop - start} values")
+        offset = extent.offset + extent.dtype.itemsize * start
+        if extent.dtype == wanted:
+            _read_exactly(self._fd, out.view(np.uint8).data, offset)
+        else:  # F16 or BF16: read as stored, then upcast (exact)
+            raw = np.empty(stop - start, extent.dtype)
+            _read_exactly(self._fd, raw.view(np.uint8).data, offset)
+            np.copyto(out, raw, casting="unsafe")
         return out
 
     def close(self) -> None:
@@ -149,8 +171,10 @@ def _read_index(fd: int, file_size: int) -> tuple[dict[str, TensorExtent], dict[
     metadata = header.pop("__metadata__", None) or {}
     extents: dict[str, TensorExtent] = {}
     for name, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") != "F32":
-            raise ValueError(f"tensor {name!r} is not float32")
+        if not isinstance(info, dict) or info.get("dtype") not in SUPPORTED_DTYPES:
+            found = info.get("dtype") if isinstance(info, dict) else None
+            raise ValueError(f"tensor {name!r} has dtype {found!r}, not one of {SUPPORTED_DTYPES}")
+        dtype = numpy_dtype(info["dtype"])
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if not (
             isinstance(shape, list)
@@ -161,9 +185,11 @@ def _read_index(fd: int, file_size: int) -> tuple[dict[str, TensorExtent], dict[
         ):
             raise ValueError(f"tensor {name!r} has no valid shape and offsets")
         begin, end = offsets
-        if not 0 <= begin <= end <= file_size - data_start or end - begin != 4 * math.prod(shape):
+        if not 0 <= begin <= end <= file_size - data_start or end - begin != dtype.itemsize * math.prod(
+            shape
+        ):
             raise ValueError(f"tensor {name!r}: bytes {begin}:{end} do not hold shape {shape}")
-        extents[name] = TensorExtent(data_start + begin, tuple(shape))
+        extents[name] = TensorExtent(data_start + begin, tuple(shape), dtype)
     return extents, metadata
 
 
@@ -174,6 +200,66 @@ def _read_exactly(fd: int, buffer: memoryview, offset: int) -> None:
         if count == 0:
             raise ValueError("file ended before the tensor did")
         done += count
+
+
+class FloatTensors:
+    """The float tensors of an `UpdateFile`, read as float32: what the float32 rules aggregate.
+
+    Raises ValueError at construction if the file's tensor names or dtypes differ from `dtypes`
+    (those of the round's first update).
+    """
+
+    def __init__(self, update: UpdateFile, dtypes: dict[str, np.dtype[Any]]) -> None:
+        if update.dtypes != dtypes:
+            raise ValueError(
+                f"updates must have the same tensor names and dtypes: {update.path.name} has "
+                f"{_describe(update.dtypes)}, update 0 has {_describe(dtypes)}"
+            )
+        self.update = update
+        self.names = sorted(name for name, dtype in dtypes.items() if is_float(dtype))
+
+    @property
+    def layout(self) -> dict[str, tuple[int, ...]]:
+        return {name: self.update.extents[name].shape for name in self.names}
+
+    def read_range(self, name: str, start: int, stop: int, out: Array | None = None) -> Array:
+        return self.update.read_range(name, start, stop, out)
+
+
+def _describe(dtypes: dict[str, np.dtype[Any]]) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in sorted(dtypes.items())}
+
+
+def lower_median_files(
+    files: Sequence[UpdateFile], names: Iterable[str], *, chunk_size: int = CHUNK_SIZE
+) -> dict[str, Array]:
+    """The elementwise lower median (`dtypes.lower_median`) of each integer or bool tensor in
+    `names` over `files`, `chunk_size` coordinates of every file at a time; bit-identical to the
+    in-memory one.
+
+    Raises
+    ------
+    ValueError
+        If there are no files, they differ in layout or dtypes, or a tensor is a float tensor.
+    """
+    layout = check_layouts(files)
+    dtypes = files[0].dtypes
+    for index, update in enumerate(files):
+        if update.dtypes != dtypes:
+            raise ValueError(
+                f"updates must have the same tensor dtypes: update {index} differs from update 0"
+            )
+    result: dict[str, Array] = {}
+    for name in sorted(names):
+        shape = layout[name]
+        out = np.empty(math.prod(shape), dtypes[name])
+        for coordinates in chunks(out.size, chunk_size):
+            rows = np.empty((len(files), coordinates.stop - coordinates.start), dtypes[name])
+            for row, update in zip(rows, files, strict=True):
+                update.read_range(name, coordinates.start, coordinates.stop, row)
+            out[coordinates] = lower_median_chunk(rows)
+        result[name] = out.reshape(shape)
+    return result
 
 
 def check_layouts(files: Sequence[TensorSource]) -> dict[str, tuple[int, ...]]:

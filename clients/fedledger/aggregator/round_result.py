@@ -32,7 +32,7 @@ from fedledger.chain.params import AggregationRule, RejectionReason
 from fedledger.storage.codec import Binding, encode
 from fedledger.storage.digests import sha256
 from fedledger.storage.models import global_model_binding
-from fedledger.storage.schema import ModelSpec
+from fedledger.storage.schema import ModelSpec, dtype_name, numpy_dtype
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,10 +179,13 @@ def _clipped(
 
 
 def fingerprint(tensors: Mapping[str, Array]) -> bytes:
-    """sha256 over the tensors' names and float32 bytes: equal exactly when the tensors are."""
+    """sha256 over the tensors' names and little-endian bytes (each in its wire dtype, as decoded):
+    equal exactly when the tensors are, for tensors of one model spec."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
-        digest.update(name.encode() + b"\0" + np.ascontiguousarray(tensors[name], dtype="<f4").tobytes())
+        values = tensors[name]
+        wire = numpy_dtype(dtype_name(values.dtype, name))
+        digest.update(name.encode() + b"\0" + np.ascontiguousarray(values, dtype=wire).tobytes())
     return digest.digest()
 
 

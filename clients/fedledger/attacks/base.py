@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from fedledger.aggregation.dtypes import to_wire
 from fedledger.arrays import Array
 from fedledger.learning.data import Dataset
 from fedledger.storage.codec import MAX_ABS_VALUE, Binding
+from fedledger.storage.schema import dtype_name, is_float, numpy_dtype
 
 # (round, victim address or None for "any other trainer") -> that trainer's verified update
 # tensors for the round, or None when there is none to copy.
@@ -102,9 +104,35 @@ def seeded_rng(name: str, seed: int, trainer: str, round_: int) -> np.random.Gen
     return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:16], "little"))
 
 
-def clipped(tensors: Mapping[str, Array]) -> dict[str, Array]:
-    """float32 copies clipped to the codec's range, so an attack stays a valid file."""
+def clipped(tensors: Mapping[str, Array], like: Mapping[str, Array]) -> dict[str, Array]:
+    """Copies of `tensors` in the dtypes of `like` (the trained model), so an attack stays a valid
+    file: float tensors clipped to the codec's range and rounded to their dtype, integer and bool
+    tensors converted as they are."""
+    result = {}
+    for name, value in tensors.items():
+        dtype = wire_dtype(like[name])
+        if is_float(dtype):
+            bounded = np.clip(np.asarray(value, dtype=np.float64), -MAX_ABS_VALUE, MAX_ABS_VALUE)
+            result[name] = to_wire(bounded.astype(np.float32), dtype)
+        else:
+            result[name] = np.array(value, dtype=dtype)
+    return result
+
+
+def poison_floats(trained: Mapping[str, Array], poison: Callable[[str], Array]) -> dict[str, Array]:
+    """`poison(name)` for each float tensor of `trained` (in name order), clipped and rounded to the
+    tensor's dtype (`clipped`); integer and bool buffers (BatchNorm's `num_batches_tracked`) are
+    left as trained: the statistical attacks act on weights."""
+    poisoned = {name: poison(name) for name in sorted(trained) if is_float(wire_dtype(trained[name]))}
     return {
-        name: np.clip(np.asarray(value, dtype=np.float64), -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
-        for name, value in tensors.items()
+        name: clipped({name: poisoned[name]}, trained)[name] if name in poisoned else np.array(value)
+        for name, value in trained.items()
     }
+
+
+def wire_dtype(values: Array) -> np.dtype[Any]:
+    """The wire dtype of `values`; float32 for a dtype the wire does not carry (e.g. float64)."""
+    try:
+        return numpy_dtype(dtype_name(np.asarray(values).dtype))
+    except ValueError:
+        return np.dtype(np.float32)

@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from fedledger.arrays import Array
-from fedledger.attacks.base import Attack, AttackContext, PeerUpdate, clipped
+from fedledger.attacks.base import Attack, AttackContext, PeerUpdate, clipped, wire_dtype
 
 log = logging.getLogger("fedledger.attacks")
 
@@ -36,7 +36,7 @@ class ResubmitGlobal(Attack):
     def poison_weights(
         self, trained: dict[str, Array], global_weights: dict[str, Array], round_: int
     ) -> dict[str, Array]:
-        return {name: np.array(global_weights[name], dtype=np.float32) for name in trained}
+        return {name: np.array(global_weights[name]) for name in trained}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +48,7 @@ class Zeros(Attack):
     def poison_weights(
         self, trained: dict[str, Array], global_weights: dict[str, Array], round_: int
     ) -> dict[str, Array]:
-        return {name: np.zeros(np.shape(value), dtype=np.float32) for name, value in trained.items()}
+        return {name: np.zeros(np.shape(value), wire_dtype(value)) for name, value in trained.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,4 +73,4 @@ class CopyOther(Attack):
             copied = global_weights
         if set(copied) != set(trained):
             raise ValueError(f"copied tensors {sorted(copied)} differ from the model's {sorted(trained)}")
-        return clipped(copied)
+        return clipped(copied, trained)

@@ -8,7 +8,8 @@ With delta = trained - global (the honest update), each attack submits
   lam around the number of trainers lets one update dominate an average),
 - `GaussianNoise(sigma)`: global + N(0, sigma^2) per weight, the trained weights discarded.
 
-Every result is float32, finite and clipped to `codec.MAX_ABS_VALUE`, so the file passes
+Every float tensor keeps its dtype, is finite and clipped to `codec.MAX_ABS_VALUE`, and integer
+buffers are left as trained (`base.poison_floats`), so the file passes
 verification: these are statistical attacks, for the aggregation rule to resist, not
 protocol violations that aggregators reject and slash.
 """
@@ -22,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from fedledger.arrays import Array
-from fedledger.attacks.base import Attack, Seeded, clipped
+from fedledger.attacks.base import Attack, Seeded, poison_floats
 
 
 def _check_finite(name: str, value: float) -> None:
@@ -49,12 +50,12 @@ class SignFlip(Attack):
     def poison_weights(
         self, trained: dict[str, Array], global_weights: dict[str, Array], round_: int
     ) -> dict[str, Array]:
-        return clipped(
-            {
-                name: np.asarray(global_weights[name], np.float64)
+        return poison_floats(
+            trained,
+            lambda name: (
+                np.asarray(global_weights[name], np.float64)
                 - self.lam * _delta(trained, global_weights, name)
-                for name in trained
-            }
+            ),
         )
 
 
@@ -71,12 +72,12 @@ class Scaling(Attack):
     def poison_weights(
         self, trained: dict[str, Array], global_weights: dict[str, Array], round_: int
     ) -> dict[str, Array]:
-        return clipped(
-            {
-                name: np.asarray(global_weights[name], np.float64)
+        return poison_floats(
+            trained,
+            lambda name: (
+                np.asarray(global_weights[name], np.float64)
                 + self.lam * _delta(trained, global_weights, name)
-                for name in trained
-            }
+            ),
         )
 
 
@@ -96,10 +97,11 @@ class GaussianNoise(Seeded):
         self, trained: dict[str, Array], global_weights: dict[str, Array], round_: int
     ) -> dict[str, Array]:
         rng = self.rng(round_)
-        return clipped(
-            {
-                name: np.asarray(global_weights[name], np.float64)
+        # `poison_floats` calls in name order: a fixed draw order, whatever the dict order.
+        return poison_floats(
+            trained,
+            lambda name: (
+                np.asarray(global_weights[name], np.float64)
                 + rng.normal(0.0, self.sigma, size=np.shape(global_weights[name]))
-                for name in sorted(trained)  # a fixed draw order, whatever the dict order
-            }
+            ),
         )

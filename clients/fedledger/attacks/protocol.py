@@ -29,20 +29,21 @@ import safetensors.numpy
 from fedledger.arrays import Array
 from fedledger.attacks.base import Attack, Seeded, Submission
 from fedledger.chain.cid import cid_v1_raw_from_digest
-from fedledger.storage.codec import HEADER_SLACK, METADATA_KEY, Binding
+from fedledger.storage.codec import HEADER_SLACK, METADATA_KEY, Binding, read_tensors
 from fedledger.storage.digests import sha256
+from fedledger.storage.schema import is_float
 
 DEFAULT_PICKLE_MARKER = os.path.join(tempfile.gettempdir(), "fedledger-pickle-payload-executed")
 
 
 def _load(data: bytes) -> dict[str, Array]:
-    """The tensors of the trainer's own (canonical safetensors) bytes."""
-    return dict(safetensors.numpy.load(bytes(data)))
+    """The tensors of the trainer's own (canonical safetensors) bytes, in their wire dtypes."""
+    return {name: values.copy() for name, values in read_tensors(data).items()}
 
 
 def _save(tensors: Mapping[str, Array], binding: Binding) -> bytes:
     """safetensors bytes laid out as the codec writes them, with no schema or value checks."""
-    arrays = {name: np.ascontiguousarray(tensors[name]) for name in sorted(tensors)}
+    arrays = {name: np.asarray(tensors[name], order="C") for name in sorted(tensors)}  # scalars stay 0-d
     return bytes(safetensors.numpy.save(arrays, metadata={METADATA_KEY: binding.canonical_json()}))
 
 
@@ -117,7 +118,7 @@ class PicklePayload(Attack):
 
 @dataclass(frozen=True, kw_only=True)
 class NonFiniteValues(Attack):
-    """Sets one weight of `tensor` (default: the first by name) to `value` (NaN or +-inf).
+    """Sets one weight of `tensor` (default: the first float tensor by name) to `value` (NaN or +-inf).
 
     Everything else, binding included, is as the codec writes it. Rejected: NonFinite.
     """
@@ -132,8 +133,9 @@ class NonFiniteValues(Attack):
 
     def tamper_submission(self, data: bytes, binding: Binding, digest: bytes) -> Submission:
         tensors = _load(data)
-        name = _pick(tensors, self.tensor)
-        poisoned = np.array(tensors[name], dtype=np.float32)
+        floats = {name: values for name, values in tensors.items() if is_float(values.dtype)}
+        name = _pick(floats, self.tensor)
+        poisoned = np.array(tensors[name])  # its own dtype: only the value is wrong
         poisoned.flat[0] = self.value
         return _consistent(_save({**tensors, name: poisoned}, binding))
 

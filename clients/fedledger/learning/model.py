@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
 from fedledger.arrays import Array
+from fedledger.learning.weights import load_arrays, state_dict_to_arrays
 from fedledger.storage.schema import ModelSpec
 
 MODEL_NAME = "mnist-cnn-v1"
@@ -40,17 +42,15 @@ def build_model(seed: int | None = None) -> MnistCNN:
 
 
 def get_weights(model: nn.Module) -> dict[str, Array]:
-    """The model's parameters as float32 numpy arrays, by name."""
-    return {
-        name: value.detach().cpu().numpy().astype(np.float32, copy=True)
-        for name, value in model.state_dict().items()
-    }
+    """The model's parameters and buffers as numpy arrays of their own dtypes, by name
+    (`weights.state_dict_to_arrays`; all float32 for `MnistCNN`)."""
+    return state_dict_to_arrays(model)
 
 
-def set_weights(model: nn.Module, weights: dict[str, Array]) -> None:
-    """Loads named arrays into the model (names and shapes must match exactly)."""
-    state = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in weights.items()}
-    model.load_state_dict(state, strict=True)
+def set_weights(model: nn.Module, weights: Mapping[str, Array]) -> None:
+    """Loads named arrays into the model; names, shapes and dtypes must match exactly
+    (`weights.load_arrays`)."""
+    load_arrays(model, weights)
 
 
 def model_spec(model: nn.Module | None = None) -> ModelSpec:

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedledger.aggregation.clipping import clip_update
+from fedledger.aggregation.dtypes import to_wire
 from fedledger.arrays import Array
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import CLIP_NORM_UNIT, DP_DELTA_UNIT
 from fedledger.chain.rounds import RoundConfig
 from fedledger.storage.codec import MAX_ABS_VALUE, within_bounds
+from fedledger.storage.schema import is_float
 
 if TYPE_CHECKING:
     from opacus.accountants import RDPAccountant
@@ -88,7 +90,10 @@ def privatize(
     `rng` defaults to a generator seeded from the operating system; pass one only in tests.
     Values are then bounded to what the codec accepts (post-processing: privacy is unchanged).
     An update that is not finite or beyond the codec's bound (diverged training) counts as no
-    change.
+    change. Float tensors keep their dtype (F16 and BF16 are rounded to it after the noise).
+    Integer and bool tensors (BatchNorm's `num_batches_tracked`) are neither clipped nor
+    noised: they are released as trained and lie outside the (epsilon, delta) guarantee
+    (a step count, which the public sample count already implies).
     """
     if not rule.enabled:
         raise ValueError("differential privacy is off for this round (noise multiplier or clip norm is 0)")
@@ -101,8 +106,13 @@ def privatize(
     std = rule.noise_multiplier * rule.clip_norm
     noised = {}
     for name in sorted(clipped):
-        values = clipped[name].astype(np.float64) + generator.normal(0.0, std, size=clipped[name].shape)
-        noised[name] = np.clip(values, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+        values = clipped[name]
+        if not is_float(values.dtype):  # integer and bool buffers: released as trained
+            noised[name] = values
+            continue
+        wide = values.astype(np.float64) + generator.normal(0.0, std, size=values.shape)
+        bounded = np.clip(wide, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+        noised[name] = to_wire(bounded, values.dtype)  # within the bound: it is a wire value
     return noised
 
 

@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import safetensors
 import safetensors.numpy
 
 from fedledger.arrays import Array
 from fedledger.chain.params import RejectionReason
-from fedledger.storage.schema import DTYPE, ModelSpec
+from fedledger.storage.schema import ModelSpec, dtype_name, is_float, numpy_dtype
 
 FORMAT = "fedledger/1"
 METADATA_KEY = "fedledger"
@@ -67,11 +68,21 @@ class Binding:
 
 
 def within_bounds(tensors: Mapping[str, Array]) -> bool:
-    """Whether every value is finite and within +-MAX_ABS_VALUE: what `decode` accepts."""
-    return all(
-        values.size == 0 or bool(np.isfinite(values).all() and np.abs(values).max() <= MAX_ABS_VALUE)
-        for values in tensors.values()
-    )
+    """Whether every float value is finite and within +-MAX_ABS_VALUE: what `decode` accepts.
+    Integer and bool tensors are not bounded."""
+    return all(_value_problem(values) is None for values in tensors.values())
+
+
+def _value_problem(values: Array) -> str | None:
+    """Why a float tensor's values are refused (None if they are fine, or the tensor is not float)."""
+    if values.size == 0 or not is_float(values.dtype):
+        return None
+    wide = values.astype(np.float32, copy=False)  # exact for F16 and BF16
+    if not np.all(np.isfinite(wide)):
+        return "holds NaN or infinity"
+    if float(np.max(np.abs(wide))) > MAX_ABS_VALUE:
+        return f"exceeds |{MAX_ABS_VALUE:g}|"
+    return None
 
 
 def max_file_size(spec: ModelSpec) -> int:
@@ -80,12 +91,37 @@ def max_file_size(spec: ModelSpec) -> int:
 
 
 def encode(tensors: Mapping[str, Array], binding: Binding, spec: ModelSpec) -> bytes:
-    """Canonical safetensors bytes of `tensors` (float32, exactly the spec's names and shapes)."""
-    _check_schema(
-        {k: (DTYPE if v.dtype == np.float32 else str(v.dtype), v.shape) for k, v in tensors.items()}, spec
-    )
-    arrays = {name: np.ascontiguousarray(tensors[name], dtype="<f4") for name in sorted(tensors)}
+    """Canonical safetensors bytes of `tensors`: exactly the spec's names, shapes and dtypes.
+
+    Nothing is cast: an array whose dtype is not its tensor's (say float64 or float32 for an F16
+    tensor) is refused with `InvalidUpdateError` (Malformed), as are other names or shapes.
+    """
+    _check_schema({k: (_name_of(v.dtype), v.shape) for k, v in tensors.items()}, spec)
+    # np.asarray, not np.ascontiguousarray, which turns a scalar (shape ()) into shape (1,).
+    arrays = {
+        name: np.asarray(tensors[name], dtype=numpy_dtype(_name_of(tensors[name].dtype)), order="C")
+        for name in sorted(tensors)
+    }
     return bytes(safetensors.numpy.save(arrays, metadata={METADATA_KEY: binding.canonical_json()}))
+
+
+def read_tensors(data: bytes) -> dict[str, Array]:
+    """The tensors of safetensors `data`, each in its wire dtype (BF16 as `ml_dtypes.bfloat16`),
+    without any of `decode`'s checks: for bytes already trusted (one's own, or decoded before).
+
+    Raises
+    ------
+    ValueError
+        If safetensors refuses the bytes or a tensor has a dtype the wire format does not carry.
+    """
+    try:
+        views = safetensors.deserialize(bytes(data))  # type: ignore[no-untyped-call]
+    except Exception as exc:  # the library's errors carry no common base class
+        raise ValueError(f"safetensors refused the file: {exc}") from None
+    return {
+        name: np.frombuffer(view["data"], dtype=numpy_dtype(view["dtype"])).reshape(view["shape"])
+        for name, view in views
+    }
 
 
 def decode(data: bytes, spec: ModelSpec, expected: Binding) -> dict[str, Array]:
@@ -93,7 +129,8 @@ def decode(data: bytes, spec: ModelSpec, expected: Binding) -> dict[str, Array]:
 
     Raises `InvalidUpdateError` with the reason code: Oversize, Malformed (not canonical
     safetensors, wrong names, shapes or dtypes), WrongBinding (metadata for another task,
-    round, trainer, model or sample count) or NonFinite (NaN, infinity, or out of range).
+    round, trainer, model or sample count) or NonFinite (a float that is NaN, infinite or out of
+    range). Tensors keep their wire dtype (BF16 as `ml_dtypes.bfloat16`).
     """
     limit = max_file_size(spec)
     if len(data) > limit:
@@ -103,17 +140,28 @@ def decode(data: bytes, spec: ModelSpec, expected: Binding) -> dict[str, Array]:
     _check_schema(_header_schema(header), spec)
     _check_binding(metadata, expected)
     try:
-        tensors = safetensors.numpy.load(bytes(data))
-    except Exception as exc:  # the library's errors carry no common base class
-        raise InvalidUpdateError(RejectionReason.MALFORMED, f"safetensors refused the file: {exc}") from None
+        tensors = read_tensors(data)  # the header's dtypes are the spec's: all supported
+    except ValueError as exc:
+        raise InvalidUpdateError(RejectionReason.MALFORMED, str(exc)) from None
     if encode(tensors, expected, spec) != bytes(data):
         raise InvalidUpdateError(RejectionReason.MALFORMED, "not in canonical form")
     for name, array in tensors.items():
-        if not np.all(np.isfinite(array)):
-            raise InvalidUpdateError(RejectionReason.NON_FINITE, f"{name} holds NaN or infinity")
-        if array.size and float(np.max(np.abs(array))) > MAX_ABS_VALUE:
-            raise InvalidUpdateError(RejectionReason.NON_FINITE, f"{name} exceeds |{MAX_ABS_VALUE:g}|")
+        # Any non-zero byte reads as True: only 0 and 1 are canonical, so equal bools are equal bytes.
+        if array.dtype == np.bool_ and array.size and array.view(np.uint8).max() > 1:
+            raise InvalidUpdateError(RejectionReason.MALFORMED, f"{name} holds bool bytes other than 0 and 1")
+        problem = _value_problem(array)
+        if problem is not None:
+            raise InvalidUpdateError(RejectionReason.NON_FINITE, f"{name} {problem}")
     return tensors
+
+
+def _name_of(dtype: np.dtype[Any]) -> str:
+    """The safetensors name of an array's dtype, or numpy's name for one the wire does not carry
+    (so that the schema check reports it as a mismatch)."""
+    try:
+        return dtype_name(dtype)
+    except ValueError:
+        return str(dtype)
 
 
 def _read_header(data: bytes) -> dict[str, Any]:
@@ -166,9 +214,12 @@ def _check_schema(schema: Mapping[str, tuple[str, tuple[int, ...]]], spec: Model
         raise InvalidUpdateError(
             RejectionReason.MALFORMED, f"tensor names differ: missing {missing}, extra {extra}"
         )
+    dtypes = spec.dtypes()
     for name, (dtype, shape) in schema.items():
-        if dtype != DTYPE:
-            raise InvalidUpdateError(RejectionReason.MALFORMED, f"{name} has dtype {dtype}, expected {DTYPE}")
+        if dtype != dtypes[name]:
+            raise InvalidUpdateError(
+                RejectionReason.MALFORMED, f"{name} has dtype {dtype}, expected {dtypes[name]}"
+            )
         if tuple(shape) != expected[name]:
             raise InvalidUpdateError(
                 RejectionReason.MALFORMED, f"{name} has shape {tuple(shape)}, expected {expected[name]}"
