@@ -1346,6 +1346,15 @@ def _ipfs_api_or_hint(obj: Context, explicit: str | None, hint: str = "") -> str
         raise click.UsageError(f"{exc.message}{hint}") from exc
 
 
+def _add_new_command() -> None:
+    from fedledger.scaffold.command import new
+
+    cli.add_command(new)
+
+
+_add_new_command()
+
+
 def main() -> None:
     """Console entry point (`fedledger`)."""
     cli(prog_name="fedledger")

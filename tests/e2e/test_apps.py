@@ -161,7 +161,8 @@ def test_flower_app__unchanged__two_rounds_verified(
     monkeypatch.syspath_prepend(str(FLOWER_EXAMPLE))
     model = "flwr_quickstart.task:Net"
     weights, spec = app_spec(load_any_app("", client_app, model), Context())
-    flower = ["--flower-app", client_app, "--flower-model", model]
+    # The learning rate a Flower ServerApp would send in its train config comes from --config.
+    flower = ["--flower-app", client_app, "--flower-model", model, "--config", "lr=0.1"]
     _train_and_verify(
         tmp_path, (weights, spec), lambda i: [*flower, "--shard", f"{i}/{TRAINERS}"], [FLOWER_EXAMPLE]
     )
