@@ -316,7 +316,13 @@ def sample_status() -> StatusReport:
             expected_commits=4,
             reveals=0,
         ),
-        global_model=ModelInfo(version=3, digest="0x" + "ab" * 32, cid="bafy-model"),
+        global_model=ModelInfo(
+            version=3,
+            digest="0x" + "ab" * 32,
+            cid="bafy-model",
+            spec_hash="0x" + "ef" * 32,
+            spec_cid="bafy-spec",
+        ),
         rounds=[
             RoundSummary(
                 round=0,
@@ -353,6 +359,7 @@ def test_render_status__readable_table_and_json() -> None:
     text = render_status(report)
     assert "round 3: COMMIT (1/4 commits, 0 revealed)" in text
     assert "global model v3" in text
+    assert f"model spec: sha256 0x{'ef' * 32} bafy-spec" in text
     assert "0.9123" in text and "25 FED" in text and "10 FED" in text
     assert "AGGREGATION_RULE=MEDIAN" in text and "QUORUM_BPS=66.67%" in text
     assert "warning: round 1: model not evaluated" in text
@@ -360,6 +367,25 @@ def test_render_status__readable_table_and_json() -> None:
     assert data["rounds"][0]["accuracy"] == 0.9123
     assert data["participants"][0]["slashed"] == 10 * TOKEN
     assert data["current_round"]["phase"] == "COMMIT"
+
+
+def test_render_status__round_not_started__no_deadlines() -> None:
+    report = sample_status()
+    report = replace(
+        report,
+        current_round=replace(
+            report.current_round,
+            number=0,
+            phase="INACTIVE",
+            opened_at=0,
+            commit_deadline=0,
+            reveal_deadline=0,
+            aggregation_deadline=0,
+        ),
+    )
+    text = render_status(report)
+    assert "round 0: INACTIVE (not started)" in text
+    assert "deadline" not in text and "1970" not in text
 
 
 # ---------------------------------------------------------------- CLI

@@ -1,4 +1,5 @@
-"""Apps end to end, as their users run them: the built-in tabular app on per-trainer CSV files,
+"""Apps end to end, as their users run them: the built-in tabular app on per-trainer CSV files
+(then scored by `status` and the dashboard with the app), the BatchNorm CNN (integer buffers),
 an unchanged Flower app, and an app freshly written by `fedledger new` each train two rounds
 with two aggregators, every participant a real `fedledger` process on a real Anvil and IPFS
 daemon. Then `fedledger verify` reproduces every round in a process that cannot import the app:
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from fedledger.app.api import Context
 from fedledger.app.loader import load_any_app
@@ -110,12 +113,15 @@ def _services(
                 popen.kill()
 
 
+@contextmanager
 def _train_and_verify(
     tmp_path: Path,
     initial: tuple[dict[str, Any], Any],
     trainer_args: Callable[[int], list[str]],
     app_path: list[Path],
-) -> Federation:
+) -> Iterator[Federation]:
+    """Trains ROUNDS rounds, checks every round with `fedledger verify`, then yields the
+    federation (still running) for further checks."""
     with running_federation(
         tmp_path / "run",
         trainers=TRAINERS,
@@ -133,20 +139,97 @@ def _train_and_verify(
             report = json.loads(result.stdout)
             assert report["matches"] is True
             assert len(report["accepted"]) == TRAINERS and not report["rejected"]
-        return fed
+        yield fed
 
 
-def test_tabular_app__csv_files__two_rounds_verified(tmp_path: Path) -> None:
+def _dashboard_accuracies(fed: Federation, scoring: list[str], node: list[str]) -> list[float | None]:
+    """The accuracy of each finalized round as `fedledger dashboard` (scoring with the app)
+    serves it, once it has scored them all."""
+    deployment = fed.run_dir / "deployments" / f"{fed.ledger().chain_id}.json"
+    args = [
+        "dashboard",
+        *scoring,
+        "--deployment",
+        str(deployment),
+        "--port",
+        "0",
+        "--refresh",
+        "0.5",
+        "-v",
+        *node,
+    ]
+    log = fed.run_dir / "logs" / "dashboard.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "fedledger", *_common(fed), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env([]),
+        )
+    try:
+
+        def alive() -> None:
+            if popen.poll() is not None:
+                raise AssertionError(
+                    f"the dashboard exited with {popen.returncode}:\n{log.read_text()[-3000:]}"
+                )
+
+        url = wait_until(
+            lambda: re.search(r"dashboard: (http://\S+)", log.read_text()),
+            timeout=60,
+            what="the URL",
+            check=alive,
+        )[1]
+
+        def scored() -> list[float | None] | None:
+            snapshot = requests.get(url + "api/state", timeout=5).json()["snapshot"]  # null before a read
+            rounds = snapshot["rounds"] if snapshot else []
+            finalized = [r for r in rounds if r["model_digest"]]
+            done = len(finalized) == ROUNDS and all(r["accuracy"] is not None for r in finalized)
+            return [r["accuracy"] for r in finalized] if done else None
+
+        accuracies: list[float | None] = wait_until(scored, timeout=120, what="scored rounds", check=alive)
+        return accuracies
+    finally:
+        popen.terminate()
+        popen.wait(timeout=30)
+
+
+def test_tabular_app__csv_files__two_rounds_verified_and_scored(tmp_path: Path) -> None:
     app = load_any_app("tabular")
     data = app.demo_data(tmp_path / "data", TRAINERS, seed=0)
     assert data is not None
     weights, spec = app_spec(app, Context(data_path=data.union_path))
-    _train_and_verify(
+    scoring = ["--app", "tabular", "--data", str(data.test_path)]
+    with _train_and_verify(
         tmp_path,
         (weights, spec),
         lambda i: ["--app", "tabular", "--data", str(data.trainer_paths[i])],
         [],
-    )
+    ) as fed:
+        node = ["--rpc-url", fed.rpc_url, "--ipfs-api", fed.ipfs_url]
+        # status scores every global model with the app's evaluate on the held-out file ...
+        result = _fedledger(fed, "status", "--accuracy", *scoring, "--json", *node, env=_env([]))
+        assert result.returncode == 0, result.stdout + result.stderr
+        status = json.loads(result.stdout)
+        accuracies = [r["accuracy"] for r in status["rounds"]]
+        assert len(accuracies) == ROUNDS and all(a is not None and a >= 0.85 for a in accuracies), status
+        # ... and so does the dashboard, the same scores.
+        assert _dashboard_accuracies(fed, scoring, node) == accuracies
+
+
+def test_batchnorm_app__integer_buffers__two_rounds_verified(tmp_path: Path) -> None:
+    app = load_any_app("mnist-bn")
+    weights, spec = app_spec(app, Context())
+    assert {tensor.dtype for tensor in spec.tensors} == {"F32", "I64"}  # num_batches_tracked
+    with _train_and_verify(
+        tmp_path, (weights, spec), lambda i: ["--app", "mnist-bn", "--shard", f"{i}/{TRAINERS}"], []
+    ) as fed:
+        # Both aggregators attested the same model bytes, integer buffers included.
+        rounds = Rounds(fed.ledger())
+        for round_ in range(ROUNDS):
+            attestations = rounds.attestations(round_)
+            assert len(attestations) == 2 and len({a.model_digest for a in attestations}) == 1
 
 
 @pytest.mark.skipif(not FLOWER_EXAMPLE.exists(), reason="the Flower example is not in this tree")
@@ -163,9 +246,10 @@ def test_flower_app__unchanged__two_rounds_verified(
     weights, spec = app_spec(load_any_app("", client_app, model), Context())
     # The learning rate a Flower ServerApp would send in its train config comes from --config.
     flower = ["--flower-app", client_app, "--flower-model", model, "--config", "lr=0.1"]
-    _train_and_verify(
+    with _train_and_verify(
         tmp_path, (weights, spec), lambda i: [*flower, "--shard", f"{i}/{TRAINERS}"], [FLOWER_EXAMPLE]
-    )
+    ):
+        pass
 
 
 def test_scaffolded_app__installed__two_rounds_verified(
@@ -193,9 +277,10 @@ def test_scaffolded_app__installed__two_rounds_verified(
     monkeypatch.syspath_prepend(str(target))
     train = package / "data" / "train.csv"
     weights, spec = app_spec(load_any_app("clinic-risk"), Context(data_path=train))
-    _train_and_verify(
+    with _train_and_verify(
         tmp_path,
         (weights, spec),
         lambda i: ["--app", "clinic-risk", "--data", str(train), "--shard", f"{i}/{TRAINERS}"],
         [target],
-    )
+    ):
+        pass

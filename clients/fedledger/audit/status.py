@@ -17,7 +17,7 @@ from web3.contract import Contract
 from fedledger.arrays import Array
 from fedledger.audit.verify import AuditError
 from fedledger.chain import rpc
-from fedledger.chain.contracts import FedLedger, GlobalModel
+from fedledger.chain.contracts import FedLedger
 from fedledger.chain.params import (
     CLIP_NORM_UNIT,
     DP_DELTA_UNIT,
@@ -58,6 +58,8 @@ class ModelInfo:
     version: int
     digest: str
     cid: str
+    spec_hash: str = ""  # sha256 of the model spec's canonical JSON, as the task records it
+    spec_cid: str = ""  # where that JSON is pinned (empty for a deployment without one)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +127,7 @@ def federation_status(
         task=str(ledger.task.address),
         chain_time=rpc.latest_timestamp(ledger.w3),
         current_round=current_round(rounds),
-        global_model=_model_info(ledger.global_model()),
+        global_model=_model_info(ledger),
         rounds=summaries,
         participants=participants(ledger, rounds),
         task_parameters={p.name: ledger.task_parameter(p) for p in TaskParameter},
@@ -151,8 +153,15 @@ def current_round(rounds: Rounds) -> CurrentRound:
     )
 
 
-def _model_info(model: GlobalModel) -> ModelInfo:
-    return ModelInfo(version=model.version, digest=to_hex(model.digest), cid=model.cid)
+def _model_info(ledger: FedLedger) -> ModelInfo:
+    model = ledger.global_model()
+    return ModelInfo(
+        version=model.version,
+        digest=to_hex(model.digest),
+        cid=model.cid,
+        spec_hash=to_hex(ledger.model_spec_hash()),
+        spec_cid=ledger.model_spec_cid(),
+    )
 
 
 # ---------------------------------------------------------------- rounds
@@ -336,17 +345,21 @@ def render_status(report: StatusReport) -> str:
 
 def _render_header(report: StatusReport) -> str:
     current, model, now = report.current_round, report.global_model, report.chain_time
-    return "\n".join(
-        [
-            f"chain {report.chain_id}, task {report.task}, chain time {format_time(now)}",
+    lines = [f"chain {report.chain_id}, task {report.task}, chain time {format_time(now)}"]
+    if current.opened_at == 0:
+        lines.append(f"round {current.number}: {current.phase} (not started)")
+    else:
+        lines += [
             f"round {current.number}: {current.phase} ({current.commits}/{current.expected_commits} commits, "
             f"{current.reveals} revealed)",
             f"  commit deadline       {format_time(current.commit_deadline, now)}",
             f"  reveal deadline       {format_time(current.reveal_deadline, now)}",
             f"  aggregation deadline  {format_time(current.aggregation_deadline, now)}",
-            f"global model v{model.version}: {model.digest} {model.cid}",
         ]
-    )
+    lines.append(f"global model v{model.version}: {model.digest} {model.cid}")
+    if model.spec_hash:
+        lines.append(f"model spec: sha256 {model.spec_hash} {model.spec_cid or '(not pinned)'}")
+    return "\n".join(lines)
 
 
 def _render_rounds(rounds: Sequence[RoundSummary]) -> str:
