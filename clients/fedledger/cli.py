@@ -803,7 +803,6 @@ def trainer() -> None:
     show_default=True,
     help="with --dp-sgd-noise: the delta its epsilon is accounted at",
 )
-@click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
 @_service_options
@@ -832,7 +831,6 @@ def trainer_run(
     dp_sgd_noise: float | None,
     dp_sgd_clip: float,
     dp_sgd_delta: float,
-    progress: bool,
     verbose: bool,
     rpc_url: str | None,
     ipfs_api: str | None,
@@ -885,7 +883,6 @@ def trainer_run(
         data=app.load_data(context),
         context=context,
         spec=spec,
-        progress=progress,
         attack=_attack(attack, attack_param, attack_from_name),
         privacy_budget=privacy_budget,
         dp_sgd=DpSgdConfig(dp_sgd_noise, dp_sgd_clip, dp_sgd_delta) if dp_sgd_noise else None,
