@@ -261,39 +261,52 @@ def devnet_status(obj: Context, as_json: bool) -> None:
 # ---------------------------------------------------------------- deploy
 
 
+def _app_choice_options(
+    app_help: str = "a built-in app (mnist-cnn, mnist-bn, tabular), an installed entry point, or MODULE:ATTR",
+) -> Callable[[F], F]:
+    """`--app`, or `--flower-app` with `--flower-model`: which app (see `_load_app`)."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--flower-model",
+            metavar="MODULE:ATTR",
+            help="with --flower-app: the torch.nn.Module class (or factory) whose weights start the federation",
+        )(function)
+        function = click.option(
+            "--flower-app",
+            metavar="MODULE:ATTR",
+            help="run a Flower ClientApp (or client_fn) unchanged instead of a fedledger app",
+        )(function)
+        return click.option(
+            "--app", "app_name", default="mnist-cnn", show_default=True, metavar="APP", help=app_help
+        )(function)
+
+    return decorate
+
+
+def _app_input_options(
+    data_help: str = "this operator's own data, as the app reads it (a file or a folder)",
+) -> Callable[[F], F]:
+    """`--data` and `--config`: what the app reads, and how it is configured (see `_app_config`)."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--config",
+            "config_items",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="app configuration (repeatable), e.g. --config epochs=3 --config label-column=target",
+        )(function)
+        return click.option(
+            "--data", "data_path", type=click.Path(exists=True, path_type=Path), help=data_help
+        )(function)
+
+    return decorate
+
+
 def _app_options(function: F) -> F:
     """`--app`/`--flower-app`/`--flower-model`, `--data` and `--config`: which app, on what data."""
-    function = click.option(
-        "--config",
-        "config_items",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="app configuration (repeatable), e.g. --config epochs=3 --config label-column=target",
-    )(function)
-    function = click.option(
-        "--data",
-        "data_path",
-        type=click.Path(exists=True, path_type=Path),
-        help="this operator's own data, as the app reads it (a file or a folder)",
-    )(function)
-    function = click.option(
-        "--flower-model",
-        metavar="MODULE:ATTR",
-        help="with --flower-app: the torch.nn.Module class (or factory) whose weights start the federation",
-    )(function)
-    function = click.option(
-        "--flower-app",
-        metavar="MODULE:ATTR",
-        help="run a Flower ClientApp (or client_fn) unchanged instead of a fedledger app",
-    )(function)
-    return click.option(
-        "--app",
-        "app_name",
-        default="mnist-cnn",
-        show_default=True,
-        metavar="APP",
-        help="a built-in app (mnist-cnn, mnist-bn, tabular), an installed entry point, or MODULE:ATTR",
-    )(function)
+    return _app_choice_options()(_app_input_options()(function))
 
 
 def _load_app(app_name: str, flower_app: str | None, flower_model: str | None) -> Any:
@@ -790,7 +803,6 @@ def trainer() -> None:
     show_default=True,
     help="with --dp-sgd-noise: the delta its epsilon is accounted at",
 )
-@click.option("--progress/--no-progress", default=False, help="show a progress bar while training")
 @click.option("-v", "--verbose", is_flag=True, help="log each round")
 @_node_options
 @_service_options
@@ -819,7 +831,6 @@ def trainer_run(
     dp_sgd_noise: float | None,
     dp_sgd_clip: float,
     dp_sgd_delta: float,
-    progress: bool,
     verbose: bool,
     rpc_url: str | None,
     ipfs_api: str | None,
@@ -872,7 +883,6 @@ def trainer_run(
         data=app.load_data(context),
         context=context,
         spec=spec,
-        progress=progress,
         attack=_attack(attack, attack_param, attack_from_name),
         privacy_budget=privacy_budget,
         dp_sgd=DpSgdConfig(dp_sgd_noise, dp_sgd_clip, dp_sgd_delta) if dp_sgd_noise else None,
@@ -1267,21 +1277,10 @@ def audit_verify(
     type=click.Path(file_okay=False, path_type=Path),
     help="where evaluated accuracies are kept (default: <run-dir>/dashboard)",
 )
-@click.option(
-    "--app",
-    "app_name",
-    default="mnist-cnn",
-    show_default=True,
-    metavar="APP",
-    help="the app whose evaluate() scores each global model (built-in, entry point or MODULE:ATTR)",
+@_app_choice_options(
+    app_help="the app whose evaluate() scores each global model (built-in, entry point or MODULE:ATTR)"
 )
-@click.option(
-    "--data",
-    "data_path",
-    type=click.Path(exists=True, path_type=Path),
-    help="held-out data the app evaluates on (default: what the app reads by default)",
-)
-@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="app configuration")
+@_app_input_options(data_help="held-out data the app evaluates on (default: what the app reads by default)")
 @click.option("-v", "--verbose", is_flag=True, help="log each model evaluated and each read that fails")
 @_node_options
 @click.pass_obj
@@ -1296,6 +1295,8 @@ def dashboard(
     data_seed: int,
     cache_dir: Path | None,
     app_name: str,
+    flower_app: str | None,
+    flower_model: str | None,
     data_path: Path | None,
     config_items: tuple[str, ...],
     verbose: bool,
@@ -1331,6 +1332,8 @@ def dashboard(
         refresh_seconds=refresh,
         data_seed=data_seed,
         app=app_name,
+        flower_app=flower_app,
+        flower_model=flower_model,
         app_config=_app_config(config_items),
         test_data=data_path,
         cache_dir=cache_dir if cache_dir is not None else obj.run_dir / "dashboard",

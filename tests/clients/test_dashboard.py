@@ -390,6 +390,45 @@ def test_cli_dashboard__bad_arguments(tmp_path: Path) -> None:
     assert run(tmp_path, "dashboard", "--deployment", str(tmp_path / "missing.json")).exit_code == 2
 
 
+def test_cli_dashboard__flower_app__scores_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fedledger.dashboard.service as service
+
+    served: list[service.DashboardOptions] = []
+    monkeypatch.setattr(service, "run_dashboard", lambda options, echo: served.append(options))
+    flower = ["--flower-app", "task.client:app", "--flower-model", "task.model:Net"]
+    result = dashboard(tmp_path, "--ipfs-api", "http://127.0.0.1:1", *flower)
+    assert result.exit_code == 0, result.output
+    (options,) = served
+    assert (options.flower_app, options.flower_model) == ("task.client:app", "task.model:Net")
+    assert options.evaluator_name == "task.client:app"  # names the page's evaluator and the cache
+
+
+def test_accuracy_book__app_loaded_with_its_flower_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fedledger.dashboard.service as service
+    import fedledger.storage.models as models
+    from fedledger.app.errors import AppLoadError
+    from fedledger.chain.deployments import read_deployment
+
+    class Ledger:  # what _accuracy_book reads before it loads the app
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.model_spec_cid, self.model_spec_hash = lambda: "", lambda: bytes(32)
+
+    monkeypatch.setattr(service, "connect", lambda url: None)
+    monkeypatch.setattr(service, "FedLedger", Ledger)
+    monkeypatch.setattr(models, "deployed_spec", lambda *args: model_spec())
+    options = service.DashboardOptions(
+        rpc_url="http://127.0.0.1:1",
+        deployment=read_deployment(deployment_file(tmp_path)),
+        ipfs_api="http://127.0.0.1:1",
+        flower_model="task.model:Net",
+    )
+    # Loaded by load_any_app, which knows the Flower options belong together.
+    with pytest.raises(AppLoadError, match="goes with a Flower app"):
+        service._accuracy_book(options)
+
+
 def test_cli_demo__dashboard_needs_the_training_demo(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--governance-only", "--dashboard")
     assert result.exit_code == 2 and "--dashboard runs with the training demo" in result.output

@@ -9,8 +9,11 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from fedledger.app.api import Context as AppContext
+from fedledger.app.evaluation import Evaluator, app_evaluator
+from fedledger.app.loader import load_app
 from fedledger.attacks import DigestMismatch
-from fedledger.audit.status import federation_status, mnist_evaluator
+from fedledger.audit.status import federation_status
 from fedledger.audit.verify import verify_round
 from fedledger.chain.params import TOKEN, Phase, RejectionReason
 from fedledger.chain.rounds import Rounds
@@ -121,6 +124,12 @@ def test_honest_trainers_claimed_their_rewards(federation: Federation, rounds: R
     assert rounds.ledger.balance_of(honest[0]) == ROUNDS * 50 * 10**18
 
 
+def mnist_cnn_evaluator() -> Evaluator:
+    """What the dashboard and `status --accuracy` score with by default: mnist-cnn's evaluate()
+    on the held-out digits of data seed 0."""
+    return app_evaluator(load_app("mnist-cnn"), AppContext(config={"data-seed": 0}))
+
+
 def test_dashboard_view__agrees_with_the_audit_and_evaluates_every_model(
     federation: Federation, rounds: Rounds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,7 +140,7 @@ def test_dashboard_view__agrees_with_the_audit_and_evaluates_every_model(
         chain_id=31337,
         task=str(ledger.task.address),
         spec=spec,
-        load_evaluator=lambda: mnist_evaluator(0),
+        load_evaluator=mnist_cnn_evaluator,
         cache_file=None,
     )
     view = FederationView(ledger, book)
@@ -149,7 +158,7 @@ def test_dashboard_view__agrees_with_the_audit_and_evaluates_every_model(
         )
     finally:
         book.close()
-    audit = federation_status(ledger, evaluate_accuracy=mnist_evaluator(0), ipfs=ipfs, spec=spec)
+    audit = federation_status(ledger, evaluate_accuracy=mnist_cnn_evaluator(), ipfs=ipfs, spec=spec)
 
     finalized = [r for r in snapshot.rounds if r.outcome == "finalized"]
     assert [(r.round, r.accepted, r.rejected, r.accuracy, r.model_digest) for r in finalized] == [

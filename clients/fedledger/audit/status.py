@@ -304,24 +304,6 @@ def _logs(contract: Contract, event: str, from_block: int) -> list[Any]:
     return list(getattr(contract.events, event)().get_logs(from_block=from_block))
 
 
-# ---------------------------------------------------------------- evaluation
-
-
-def mnist_evaluator(data_seed: int = 0, test_fraction: float = 0.2) -> Evaluator:
-    """Accuracy on the held-out MNIST split, with the task's model (loads torch and the data)."""
-    from fedledger.learning.data import load_mnist, split
-    from fedledger.learning.model import build_model
-    from fedledger.learning.train import accuracy_of
-
-    test_set = split(load_mnist(), test_fraction, seed=data_seed)[1]
-    model = build_model()
-
-    def evaluate(weights: dict[str, Array]) -> float:
-        return accuracy_of(weights, model, test_set)
-
-    return evaluate
-
-
 # ---------------------------------------------------------------- rendering
 
 

@@ -30,9 +30,16 @@ class DashboardOptions:
     refresh_seconds: float = 2.0
     data_seed: int = 0
     app: str = "mnist-cnn"  # the app whose evaluate() scores each global model
+    flower_app: str | None = None  # a Flower ClientApp to score with instead (with flower_model)
+    flower_model: str | None = None
     app_config: dict[str, Any] = field(default_factory=dict)
     test_data: Path | None = None  # its held-out data (--data); None: what the app reads by default
     cache_dir: Path | None = None  # where evaluated accuracies are kept between runs
+
+    @property
+    def evaluator_name(self) -> str:
+        """The app that scores, as named on the command line (also keys the accuracy cache)."""
+        return self.flower_app if self.flower_app is not None else self.app
 
 
 def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = print) -> None:
@@ -54,7 +61,7 @@ def run_dashboard(options: DashboardOptions, *, echo: Callable[[str], None] = pr
 
     about = {
         "node": display_url(options.rpc_url),
-        "evaluator": f"{options.app}'s evaluate() on its held-out data (seed {options.data_seed})"
+        "evaluator": f"{options.evaluator_name}'s evaluate() on its held-out data (seed {options.data_seed})"
         if accuracy
         else None,
     }
@@ -93,7 +100,7 @@ def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
         return None
     from fedledger.app.api import Context as AppContext
     from fedledger.app.evaluation import app_evaluator
-    from fedledger.app.loader import load_app
+    from fedledger.app.loader import load_any_app
     from fedledger.storage.ipfs import IpfsClient
     from fedledger.storage.models import ModelSpecError, deployed_spec
 
@@ -106,7 +113,7 @@ def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
     except ModelSpecError as exc:
         LOG.warning("no accuracy: %s", exc)
         return None
-    app = load_app(options.app)
+    app = load_any_app(options.app, options.flower_app, options.flower_model)
     if not app.can_evaluate:
         LOG.warning("no accuracy: app %s does not evaluate", app.name)
         return None
@@ -117,7 +124,7 @@ def _accuracy_book(options: DashboardOptions) -> AccuracyBook | None:
     if options.cache_dir is not None:
         cache = (
             options.cache_dir
-            / f"accuracy-{deployment.chain_id}-{task.lower()}-{options.app.replace(':', '.')}-seed{options.data_seed}.json"
+            / f"accuracy-{deployment.chain_id}-{task.lower()}-{options.evaluator_name.replace(':', '.')}-seed{options.data_seed}.json"
         )
     return AccuracyBook(
         ipfs,

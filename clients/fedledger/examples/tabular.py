@@ -25,6 +25,7 @@ from fedledger.app.errors import AppConfigError, AppDataError
 from fedledger.app.torch_app import TorchApp
 from fedledger.arrays import Array
 from fedledger.learning.data import Dataset
+from fedledger.learning.partition import stratified_split
 
 DEFAULT_LABEL_COLUMN = "label"
 TEST_FRACTION = 0.2
@@ -132,15 +133,7 @@ class TabularApp(TorchApp):
         bundle = load_breast_cancer()
         features = [str(name) for name in bundle.feature_names]
         inputs, labels = bundle.data.astype(np.float32), bundle.target.astype(np.int64)
-        rng = np.random.default_rng(seed)
-        test: list[Array] = []
-        train: list[Array] = []
-        for label in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            cut = round(len(members) * TEST_FRACTION)
-            test.append(members[:cut])
-            train.append(members[cut:])
-        train_rows, test_rows = rng.permutation(np.concatenate(train)), np.sort(np.concatenate(test))
+        train_rows, test_rows = stratified_split(labels, TEST_FRACTION, seed)
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, rows in enumerate(np.array_split(train_rows, num_partitions)):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fedledger.arrays import Array
+from fedledger.learning.partition import stratified_split
 
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
@@ -63,16 +64,5 @@ def load_mnist(directory: Path | None = None) -> Dataset:
 
 def split(dataset: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """A seeded, stratified train/test split: the held-out set has every class in proportion."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    rng = np.random.default_rng(seed)
-    train: list[Array] = []
-    test: list[Array] = []
-    for label in np.unique(dataset.labels):
-        members = rng.permutation(np.flatnonzero(dataset.labels == label))
-        cut = round(len(members) * test_fraction)
-        test.append(members[:cut])
-        train.append(members[cut:])
-    return dataset.subset(rng.permutation(np.concatenate(train))), dataset.subset(
-        np.sort(np.concatenate(test))
-    )
+    train, test = stratified_split(dataset.labels, test_fraction, seed)
+    return dataset.subset(train), dataset.subset(test)

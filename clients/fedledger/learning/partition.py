@@ -1,10 +1,35 @@
-"""Splitting a training set into private shards, one per trainer: IID or Dirichlet non-IID."""
+"""Splitting data by index: a stratified train/test split, and a training set into private
+shards, one per trainer (IID or Dirichlet non-IID)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from fedledger.arrays import Array
+
+
+def stratified_split(
+    labels: Array, test_fraction: float, seed: int, *, shuffle_test: bool = False
+) -> tuple[Array, Array]:
+    """Seeded train and test indices; the test set holds `test_fraction` of every class.
+
+    Training indices come shuffled (so any slice of them mixes the classes), test indices
+    sorted, or shuffled with `shuffle_test`. Every stored split depends on this exact sequence
+    of draws: changing it changes the demo data, the scaffold's sample files and MNIST shards.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    train: list[Array] = []
+    test: list[Array] = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        cut = round(len(members) * test_fraction)
+        test.append(members[:cut])
+        train.append(members[cut:])
+    train_indices = rng.permutation(np.concatenate(train))
+    test_indices = np.concatenate(test)
+    return train_indices, rng.permutation(test_indices) if shuffle_test else np.sort(test_indices)
 
 
 def partition_iid(num_items: int, num_shards: int, seed: int) -> list[Array]:

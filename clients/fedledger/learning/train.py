@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fedledger.arrays import Array
 from fedledger.learning.data import Dataset
@@ -31,7 +30,6 @@ def train_local(
     model: nn.Module,
     data: Dataset,
     config: TrainConfig,
-    progress: bool = False,
     loss_fn: nn.Module | None = None,
 ) -> TrainResult:
     """SGD with momentum over `data` for `config.epochs`, in a seeded order (cross-entropy
@@ -45,19 +43,16 @@ def train_local(
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     model.train()
     total_loss, batches = 0.0, 0
-    steps = config.epochs * ((len(data) + config.batch_size - 1) // config.batch_size)
-    with tqdm(total=steps, desc="local training", unit="batch", disable=not progress, leave=False) as bar:
-        for _ in range(config.epochs):
-            order = torch.randperm(len(data), generator=generator)
-            for start in range(0, len(data), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                optimizer.zero_grad()
-                loss = loss_fn(model(images[batch]), labels[batch])
-                loss.backward()
-                optimizer.step()
-                total_loss += loss.item()
-                batches += 1
-                bar.update(1)
+    for _ in range(config.epochs):
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(images[batch]), labels[batch])
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+            batches += 1
     return TrainResult(num_samples=len(data), mean_loss=total_loss / batches)
 
 

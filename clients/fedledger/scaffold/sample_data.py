@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedledger.arrays import Array
+from fedledger.learning.partition import stratified_split
 
 SEED = 0
 TEST_FRACTION = 0.2
@@ -30,19 +30,10 @@ def wine_csv_files(seed: int = SEED) -> dict[str, str]:
 
     bundle = load_wine()
     inputs, labels = np.asarray(bundle.data, dtype=np.float64), np.asarray(bundle.target, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    train: list[Array] = []
-    test: list[Array] = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        cut = round(len(members) * TEST_FRACTION)
-        test.append(members[:cut])
-        train.append(members[cut:])
-    # Shuffled, so that every partition `i::N` of the training file holds every class.
-    splits = {
-        "train.csv": rng.permutation(np.concatenate(train)),
-        "test.csv": rng.permutation(np.concatenate(test)),
-    }
+    # The training rows come shuffled, so every partition `i::N` of the file holds every class;
+    # the test rows were stored shuffled too, and the stored files must not change.
+    train, test = stratified_split(labels, TEST_FRACTION, seed, shuffle_test=True)
+    splits = {"train.csv": train, "test.csv": test}
     header = [str(name) for name in bundle.feature_names] + [LABEL_COLUMN]
     files = {}
     for filename, rows in splits.items():

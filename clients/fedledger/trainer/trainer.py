@@ -87,7 +87,6 @@ class Trainer:
         context: Context,
         spec: ModelSpec,
         poll_interval: float = 0.2,
-        progress: bool = False,
         attack: Attack | None = None,
         head: ChainHead | None = None,
         privacy_budget: float | None = None,
@@ -112,7 +111,6 @@ class Trainer:
         self.spec = spec
         self.poll_interval = poll_interval  # polling for blocks without WebSocket; retry backoff
         self.head = head  # default: a subscription to this ledger's node, opened by `run`
-        self.progress = progress
         self.privacy_budget = privacy_budget
         self.privacy_exhausted: str | None = None  # why it stopped taking part, once the budget is spent
         self.dp_sgd = dp_sgd
