@@ -191,3 +191,40 @@ def test_mods__data_poisoning_and_dp_sgd_need_labelled_arrays_or_torch_apps() ->
     assert not np.array_equal(scaled.weights["w"], call.weights["w"] * 2)
     with pytest.raises(AppError, match=r"DP-SGD needs an app built on fedledger\.app\.TorchApp"):
         dp_sgd_step(doubler, DpSgdConfig(1.0, 1.0), DpSgdLedger())
+
+
+@pytest.mark.parametrize(
+    ("flower", "expected"),
+    [
+        (False, ["--app", "tabular", "--data", "held-out.csv", "--config", "epochs=2"]),
+        (True, ["--flower-app", "pkg.client:app", "--flower-model", "pkg.task:Net", "--config", "epochs=2"]),
+    ],
+    ids=["native", "flower"],
+)
+def test_demo_dashboard_options__score_with_the_demo_app(
+    tmp_path: Path, flower: bool, expected: list[str]
+) -> None:
+    from fedledger.demo.federated import AppSetup, FederatedOptions
+
+    app = load_app("tabular")
+    setup = AppSetup(
+        app=app,
+        config={"epochs": 2},
+        demo_data=None,
+        trainer_data=[],
+        initial={},
+        spec=None,  # type: ignore[arg-type]  # not read here
+        evaluator=lambda weights: 0.5,
+        seed=0,
+    )
+    options = FederatedOptions(
+        project=tmp_path,
+        run_dir=tmp_path,
+        app="tabular",
+        test_data=None if flower else Path("held-out.csv"),
+        flower_app="pkg.client:app" if flower else None,
+        flower_model="pkg.task:Net" if flower else None,
+    )
+    assert setup.dashboard_options(options) == expected
+    silent = AppSetup(**{**setup.__dict__, "evaluator": None})
+    assert silent.dashboard_options(options) == ["--no-accuracy"]

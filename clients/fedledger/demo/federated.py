@@ -372,10 +372,14 @@ class AppSetup:
 
     def dashboard_options(self, options: FederatedOptions) -> list[str]:
         """`fedledger dashboard` options that score models as this demo does (or not at all)."""
-        if self.evaluator is None or options.flower_app is not None:
+        if self.evaluator is None:
             return ["--no-accuracy"]
+        if options.flower_app is not None:
+            app = ["--flower-app", options.flower_app, "--flower-model", str(options.flower_model)]
+        else:
+            app = ["--app", options.app]
         test = self.demo_data.test_path if self.demo_data is not None else options.test_data
-        return ["--app", options.app, *(["--data", str(test)] if test else []), *config_items(self.config)]
+        return [*app, *(["--data", str(test)] if test else []), *config_items(self.config)]
 
     def score(self, weights: Weights) -> float | None:
         return None if self.evaluator is None else round(self.evaluator(weights), 4)
