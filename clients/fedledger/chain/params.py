@@ -260,18 +260,32 @@ def unsafe_governance(params: DeployParameters) -> list[str]:
     who disagrees can withdraw; too low a quorum lets one small holder pass it alone."""
     reasons = []
     if params.voting_delay < SAFE_MIN_VOTING_DELAY:
-        reasons.append(f"voting delay {params.voting_delay} s is under {SAFE_MIN_VOTING_DELAY} s")
+        reasons.append(
+            f"voting delay {duration(params.voting_delay)} is under {duration(SAFE_MIN_VOTING_DELAY)}"
+        )
     if params.voting_period < SAFE_MIN_VOTING_PERIOD:
-        reasons.append(f"voting period {params.voting_period} s is under {SAFE_MIN_VOTING_PERIOD} s")
+        reasons.append(
+            f"voting period {duration(params.voting_period)} is under {duration(SAFE_MIN_VOTING_PERIOD)}"
+        )
     if params.timelock_delay < SAFE_MIN_TIMELOCK_DELAY:
-        reasons.append(f"timelock delay {params.timelock_delay} s is under {SAFE_MIN_TIMELOCK_DELAY} s")
+        reasons.append(
+            f"timelock delay {duration(params.timelock_delay)} is under {duration(SAFE_MIN_TIMELOCK_DELAY)}"
+        )
     if params.timelock_delay <= params.unbonding_period:
         reasons.append(
-            f"timelock delay {params.timelock_delay} s is not longer than the unbonding period "
-            f"{params.unbonding_period} s: stakers could not withdraw before a proposal executes"
+            f"timelock delay {duration(params.timelock_delay)} is not longer than the unbonding period "
+            f"{duration(params.unbonding_period)}: stakers could not withdraw before a proposal executes"
         )
     if params.quorum_percent < SAFE_MIN_QUORUM_PERCENT:
         reasons.append(
             f"quorum {params.quorum_percent} % is under {SAFE_MIN_QUORUM_PERCENT} % of the voting stake"
         )
     return reasons
+
+
+def duration(seconds: int) -> str:
+    """`seconds` in the largest whole unit: `5 s`, `90 min`, `1 h`, `4 d`."""
+    for unit, name in ((DAY, "d"), (HOUR, "h"), (MINUTE, "min")):
+        if seconds >= unit and seconds % unit == 0:
+            return f"{seconds // unit} {name}"
+    return f"{seconds} s"
