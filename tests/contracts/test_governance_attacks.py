@@ -12,7 +12,8 @@ the review attacked:
 - an attacker with a majority still cannot slash anyone through governance, nor drain the pool
   faster than 1 % of what is left per round, nor set slash rates above half a stake, nor
   shorten governance's own delays or lower its quorum below the deployment's;
-- a staker who sees a hostile proposal queued can still withdraw before it executes.
+- a staker who sees a hostile proposal queued can still withdraw before it executes;
+- a change executed mid-round (front-running the finalization) does not touch the open round.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ from helpers import (
     UINT128_MAX,
     Proposal,
     advance,
+    attest,
+    commit_and_reveal,
+    end_reveal_window,
     make_model,
     make_update,
     pass_and_queue,
+    rejection,
     reverts,
     run_round,
     wait_for_eta,
@@ -38,7 +43,9 @@ from helpers import (
 from fedledger.chain.params import (
     TOKEN,
     DeployParameters,
+    Phase,
     ProposalState,
+    RejectionReason,
     Role,
     TaskParameter,
     VoteType,
@@ -93,6 +100,19 @@ def pass_as(governor: Any, proposal: Proposal, attacker: Any, chain: Any) -> Any
     """Passes `proposal` with `attacker`'s (majority) vote alone and queues it."""
     advance(chain, 1)  # the stake must be in the past for `propose`
     return pass_and_queue(governor, proposal, attacker, [attacker], chain)
+
+
+def run_round_attestations(
+    chain: Any, task: Any, aggregators: list[Any], model: Any, rejections: list[Any]
+) -> Any:
+    """Ends the current round's reveal window and has `aggregators` attest until it finalizes."""
+    round_ = int(task.currentRound())
+    end_reveal_window(chain, task, round_)
+    for aggregator in aggregators:
+        receipt = attest(task, aggregator, model, rejections, round_)
+        if Phase(task.phase(round_)) == Phase.FINALIZED:
+            return receipt
+    raise AssertionError(f"round {round_} did not finalize")
 
 
 def slash_everyone(registry: Any, accounts: list[Any]) -> list[tuple[Any, bytes]]:
@@ -301,3 +321,37 @@ def test_attack__staker_who_sees_a_hostile_proposal_queued__withdraws_before_it_
     assert token.balanceOf(staker) == 1_000 * TOKEN
     assert registry.slashableStake(staker) == 0
     assert int(unstaked.timestamp) >= int(queued.timestamp)
+
+
+def test_attack__hostile_rates_executed_mid_round__the_open_round_keeps_its_own(
+    task: Any,
+    registry: Any,
+    owner: Any,
+    honest: list[Any],
+    trainers: list[Any],
+    aggregators: list[Any],
+    timelock_signer: Any,
+    chain: Any,
+) -> None:
+    """Front-running a round: the captor's change lands (here straight from the timelock) after
+    the trainers committed and just before the aggregators finalize; the round still pays and
+    slashes by the rules it opened with."""
+    task.start(sender=owner)
+    opened = task.roundConfig(0)
+    updates = {trainer: make_update(f"front-run-{i}", 1_000) for i, trainer in enumerate(trainers)}
+    commit_and_reveal(chain, task, updates)
+    task.setParameter(TaskParameter.TRAINER_SLASH_BPS, 5_000, sender=timelock_signer)
+    task.setParameter(TaskParameter.REWARD_PER_ROUND, UINT128_MAX, sender=timelock_signer)
+    victim = trainers[0]
+    rejections = [rejection(victim, RejectionReason.MALFORMED, updates[victim])]
+
+    finalized = run_round_attestations(chain, task, aggregators, make_model("front-run-model"), rejections)
+
+    slashed = finalized.events.filter(registry.Slashed)
+    assert [(log.account, log.amount) for log in slashed] == [
+        (victim.address, 100 * TOKEN * int(opened.trainerSlashBps) // 10_000)
+    ]
+    assert finalized.events.filter(task.RoundFinalized)[0].trainerReward == opened.rewardPerRound
+    # The next round opens with the new rules, the reward cut to 1 % of the pool.
+    assert task.roundConfig(1).trainerSlashBps == 5_000
+    assert task.roundConfig(1).rewardPerRound < UINT128_MAX
