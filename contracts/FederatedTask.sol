@@ -36,7 +36,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
     uint256 public constant MAX_SLASH_BPS = 5_000;
     /// @notice The most a round may pay (trainer reward and aggregator fee together), in basis
     /// points of the pool not yet promised when the round opens. Whatever the governed reward
-    /// and fee, n rounds leave at least (1 - 1 %)^n of the pool: half of it lasts 69 rounds.
+    /// and fee, n rounds leave at least 0.99^n of the pool: paying out half takes 69 rounds.
     uint256 public constant MAX_ROUND_PAYOUT_BPS = 100;
     /// @notice EIP-712 type of a commitment a trainer signs for a relayer.
     bytes32 public constant COMMITMENT_TYPEHASH = keccak256("Commitment(uint256 round,bytes32 seal)");
