@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -30,6 +31,13 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_CID_LENGTH = 128;
+    /// @notice The highest slash rate governance may set (trainer, outlier, aggregator), in
+    /// basis points: a captured vote cannot take more than half of anyone's stake per offence.
+    uint256 public constant MAX_SLASH_BPS = 5_000;
+    /// @notice The most a round may pay (trainer reward and aggregator fee together), in basis
+    /// points of the pool not yet promised when the round opens. Whatever the governed reward
+    /// and fee, n rounds leave at least 0.99^n of the pool: paying out half takes 69 rounds.
+    uint256 public constant MAX_ROUND_PAYOUT_BPS = 100;
     /// @notice EIP-712 type of a commitment a trainer signs for a relayer.
     bytes32 public constant COMMITMENT_TYPEHASH = keccak256("Commitment(uint256 round,bytes32 seal)");
     /// @notice Slash reason code recorded for an aggregator that attested a losing result.
@@ -479,6 +487,7 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         uint256 revealDeadline = commitDeadline + _parameters[Parameter.RevealWindow];
         uint256 aggregationDeadline = revealDeadline + _parameters[Parameter.AggregationWindow];
         uint256 expected = registry.activeCount(IStakingRegistry.Role.Trainer);
+        (uint256 reward, uint256 fee) = _roundPayout(round);
         _currentRound = round;
         _rounds[round] = RoundState({
             openedAt: uint40(block.timestamp),
@@ -494,8 +503,8 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         });
         // Ranges were checked when the parameters were set, so these casts cannot truncate.
         _configs[round] = RoundConfig({
-            rewardPerRound: uint128(_parameters[Parameter.RewardPerRound]),
-            aggregatorFee: uint128(_parameters[Parameter.AggregatorFee]),
+            rewardPerRound: uint128(reward),
+            aggregatorFee: uint128(fee),
             aggregationParam: uint64(_parameters[Parameter.AggregationParam]),
             minUpdates: uint32(_parameters[Parameter.MinUpdates]),
             quorumBps: uint16(_parameters[Parameter.QuorumBps]),
@@ -509,6 +518,20 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
             dpDelta: uint64(_parameters[Parameter.DpDelta])
         });
         emit RoundOpened(round, commitDeadline, revealDeadline, aggregationDeadline, expected);
+    }
+
+    /// The reward and fee of a round opening now: the governed values, cut in proportion when
+    /// together they exceed `MAX_ROUND_PAYOUT_BPS` of the unpromised pool. Nothing else is
+    /// reserved before this round finalizes, so the round can always pay what is fixed here.
+    function _roundPayout(uint256 round) private returns (uint256 reward, uint256 fee) {
+        reward = _parameters[Parameter.RewardPerRound];
+        fee = _parameters[Parameter.AggregatorFee];
+        uint256 limit = availableRewards() * MAX_ROUND_PAYOUT_BPS / _BPS;
+        uint256 total = reward + fee;
+        if (total <= limit) return (reward, fee);
+        reward = Math.mulDiv(reward, limit, total);
+        fee = Math.mulDiv(fee, limit, total);
+        emit RoundPayoutCapped(round, reward, fee);
     }
 
     /// Checks one signed commitment of a batch, records its trainer's batch commit and returns
@@ -719,6 +742,6 @@ contract FederatedTask is IFederatedTask, ReentrancyGuard, EIP712 {
         if (parameter_ == Parameter.SampleCap) return value != 0 && value <= type(uint32).max;
         // A strict majority of aggregator stake, so two results can never both reach quorum.
         if (parameter_ == Parameter.QuorumBps) return value > _BPS / 2 && value <= _BPS;
-        return value <= _BPS; // the three slash rates
+        return value <= MAX_SLASH_BPS; // the three slash rates
     }
 }

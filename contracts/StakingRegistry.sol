@@ -21,7 +21,8 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
 
     /// @notice The staking token.
     IERC20 public immutable stakeToken;
-    /// @notice The timelock: the only address that changes parameters, and a slasher.
+    /// @notice The timelock: the only address that changes parameters. It cannot slash: only the
+    /// task does, by the round rules governance sets within their bounds.
     address public immutable timelock;
 
     address private immutable _deployer;
@@ -170,7 +171,9 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
 
     /// @inheritdoc IStakingRegistry
     function slash(address account, uint256 amount, bytes32 reason) external nonReentrant {
-        if (msg.sender != _task && msg.sender != timelock) revert RegistryUnauthorizedSlasher(msg.sender);
+        // Only the task, applying a round's rules. Governance cannot slash: a captured vote could
+        // otherwise take the stake of everyone who stayed, including those already unbonding.
+        if (msg.sender != _task) revert RegistryUnauthorizedSlasher(msg.sender);
         if (amount == 0) revert RegistryZeroAmount();
         Participant storage p = _participants[account];
         uint256 slashable = uint256(p.stake) + p.unbonding;
@@ -191,9 +194,8 @@ contract StakingRegistry is IStakingRegistry, Votes, ReentrancyGuard {
         }
         emit Slashed(account, msg.sender, amount, reason);
 
-        // Slashed stake funds future rewards; before a task is bound it goes to the treasury.
-        address recipient = _task != address(0) ? _task : timelock;
-        stakeToken.safeTransfer(recipient, amount);
+        // Slashed stake funds future rewards.
+        stakeToken.safeTransfer(_task, amount);
     }
 
     // ---------------------------------------------------------------- governance

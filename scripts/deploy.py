@@ -7,6 +7,10 @@
 
 Every field of `DeployParameters` and `TaskParameters` is an option with the default of
 fedledger/chain/params.py. Amounts are in the token's smallest unit; `100FED` means 100 tokens.
+Governance clocks and quorum (unbonding period, voting delay and period, quorum, timelock delay)
+come from a governance profile: `devnet` (seconds) on a local devnet, `network` (days) anywhere
+else, or `--governance-profile NAME`; each option overrides its field. Devnet-speed governance
+on a chain that is not a local devnet is refused unless `--unsafe-fast-governance` is given.
 Against an Anvil started elsewhere: `APE_FOUNDRY_HOST=http://127.0.0.1:PORT ape run deploy all ...`.
 """
 
@@ -30,7 +34,20 @@ from fedledger.chain.deployments import (
     load_deployment,
     write_deployment,
 )
-from fedledger.chain.params import AggregationRule, DeployParameters, TaskParameters
+from fedledger.chain.network import (
+    NodeFacts,
+    UnsafeGovernanceError,
+    default_governance,
+    require_safe_governance,
+)
+from fedledger.chain.params import (
+    GOVERNANCE_FIELDS,
+    GOVERNANCE_PROFILES,
+    AggregationRule,
+    DeployParameters,
+    GovernanceProfile,
+    TaskParameters,
+)
 from fedledger.chain.values import format_token, parse_bytes32, parse_uint
 
 # Help for each parameter option: what it is and its unit.
@@ -102,12 +119,19 @@ def _fields(cls: type) -> list[dataclasses.Field[Any]]:
 
 
 def parameter_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """One `--kebab-name` option per DeployParameters/TaskParameters field, defaults from params.py."""
+    """One `--kebab-name` option per DeployParameters/TaskParameters field, defaults from params.py
+    (the governance fields: from the governance profile, so their default is None here)."""
     defaults = {**_defaults(TaskParameters), **_defaults(DeployParameters)}
     for field in reversed(_fields(DeployParameters) + _fields(TaskParameters)):
         enum = AggregationRule if field.name == "aggregation_rule" else None
-        default = defaults[field.name]
-        shown = AggregationRule(default).name.lower() if enum else _show_default(field.name, default)
+        default: int | None = defaults[field.name]
+        if field.name in GOVERNANCE_FIELDS:
+            default = None
+            shown = ", ".join(f"{p.name} {getattr(p, field.name)}" for p in GOVERNANCE_PROFILES.values())
+        elif enum:
+            shown = AggregationRule(defaults[field.name]).name.lower()
+        else:
+            shown = _show_default(field.name, defaults[field.name])
         function = click.option(
             f"--{field.name.replace('_', '-')}",
             field.name,
@@ -129,10 +153,21 @@ def _show_default(name: str, value: int) -> str:
 
 
 def build_parameters(
-    options: dict[str, Any], digest: bytes, cid: str, spec_hash: bytes, spec_cid: str = ""
+    options: dict[str, Any],
+    digest: bytes,
+    cid: str,
+    spec_hash: bytes,
+    spec_cid: str = "",
+    *,
+    governance: GovernanceProfile,
 ) -> DeployParameters:
+    """The deployment's parameters: the options given, the governance fields left unset (None)
+    from the `governance` profile."""
     task = TaskParameters(**{f.name: options[f.name] for f in _fields(TaskParameters)})
     deploy = {f.name: options[f.name] for f in _fields(DeployParameters)}
+    for name, value in governance.fields().items():
+        if deploy.get(name) is None:
+            deploy[name] = value
     return DeployParameters(
         initial_model_digest=digest,
         initial_model_cid=cid,
@@ -205,6 +240,17 @@ def cli() -> None:
     show_default=True,
     help="where <chain_id>.json is written",
 )
+@click.option(
+    "--governance-profile",
+    type=click.Choice(sorted(GOVERNANCE_PROFILES)),
+    show_default="devnet on a local devnet, network elsewhere",
+    help="the clocks and quorum of governance (see fedledger/chain/params.py)",
+)
+@click.option(
+    "--unsafe-fast-governance",
+    is_flag=True,
+    help="deploy devnet-speed governance to a chain that is not a local devnet anyway",
+)
 @parameter_options
 def deploy_everything(
     provider: Any,
@@ -215,6 +261,8 @@ def deploy_everything(
     model_spec_hash: bytes,
     model_spec_cid: str,
     deployments_dir: Path,
+    governance_profile: str | None,
+    unsafe_fast_governance: bool,
     **options: Any,
 ) -> None:
     """Deploys token, timelock, registry, task and governor, wires them, funds the reward pool."""
@@ -227,9 +275,15 @@ def deploy_everything(
     digest, cid = resolve_model(initial_model_digest, initial_model_cid, initial_model_file)
     if len(model_spec_cid) > 128:
         raise click.BadParameter("a CID has at most 128 characters", param_hint="--model-spec-cid")
-    params = build_parameters(options, digest, cid, model_spec_hash, model_spec_cid)
+    facts = node_facts_of(provider)
+    governance = GOVERNANCE_PROFILES[governance_profile] if governance_profile else default_governance(facts)
+    params = build_parameters(options, digest, cid, model_spec_hash, model_spec_cid, governance=governance)
     if params.reward_pool > params.token_supply:
         raise click.BadParameter("the reward pool exceeds the token supply", param_hint="--reward-pool")
+    try:
+        require_safe_governance(params, facts, force=unsafe_fast_governance)
+    except UnsafeGovernanceError as exc:
+        raise click.UsageError(str(exc)) from None
 
     chain_id = int(provider.chain_id)
     # Recorded as the deployment's block number: every event of this deployment is at or after it.
@@ -266,6 +320,15 @@ def show(provider: Any, deployments_dir: Path) -> None:
     except (DeploymentNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(dataclasses.asdict(deployment), indent=2, sort_keys=True))
+
+
+def node_facts_of(provider: Any) -> NodeFacts:
+    """Whether ape's connected `provider` is a local devnet: its URL, chain id and client."""
+    from fedledger.chain.rpc import is_anvil
+
+    url = str(getattr(provider, "http_uri", None) or getattr(provider, "uri", None) or "")
+    w3 = getattr(provider, "web3", None)
+    return NodeFacts(url=url, chain_id=int(provider.chain_id), anvil=w3 is not None and is_anvil(w3))
 
 
 def _jsonable(params: DeployParameters) -> dict[str, Any]:

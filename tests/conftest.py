@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fedledger.chain.ape_deploy import DeployedContracts, deploy_all
-from fedledger.chain.params import TOKEN, DeployParameters, Role, TaskParameters
+from fedledger.chain.params import DEVNET_GOVERNANCE, TOKEN, DeployParameters, Role, TaskParameters
 
 INITIAL_MODEL = b"fedledger test initial model"
 INITIAL_DIGEST = hashlib.sha256(INITIAL_MODEL).digest()
@@ -41,6 +41,7 @@ def outsider(accounts: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def deploy_params() -> DeployParameters:
+    # Governance in seconds, as on a local devnet; the network profile has its own tests.
     return DeployParameters(
         initial_model_digest=INITIAL_DIGEST,
         initial_model_cid=INITIAL_CID,
@@ -49,7 +50,7 @@ def deploy_params() -> DeployParameters:
         # A quorum all three equal aggregators must meet, so tests decide which attestation
         # finalizes; the default (6,666 bps: two of three) is tested on its own.
         task=TaskParameters(quorum_bps=6_667),
-    )
+    ).with_governance(DEVNET_GOVERNANCE)
 
 
 @pytest.fixture

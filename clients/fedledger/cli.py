@@ -358,7 +358,9 @@ def deploy(
     (from `--seed`, `--config` and, where the model's shape depends on it, `--data`) are pinned
     to IPFS with the model spec derived from them, and both are recorded. Further options go to
     the ape script, e.g. `fedledger deploy --app tabular --data mine.csv --voting-period 30`
-    (see `ape run deploy all --help`).
+    (see `ape run deploy all --help`). Governance gets the devnet profile (seconds, 4 % quorum):
+    the devnet is local; `ape run deploy all` on any other chain defaults to days and refuses
+    devnet-speed governance unless given `--unsafe-fast-governance`.
     """
     from fedledger.chain import ape_cli
 

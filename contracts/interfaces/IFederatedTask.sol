@@ -56,6 +56,10 @@ interface IFederatedTask {
     /// Gaussian noise's standard deviation as a multiple of that bound, in millionths; `DpDelta`
     /// is the delta the privacy budget is accounted at, in units of 1e-12 (10,000,000 = 1e-5).
     /// Privacy is off while `DpNoiseMultiplier` or `DpClipNorm` is 0.
+    /// Bounds that protect stakers and the pool: the three slash rates are at most
+    /// `MAX_SLASH_BPS`; `RewardPerRound` and `AggregatorFee` are cut, when a round opens, to
+    /// `MAX_ROUND_PAYOUT_BPS` of the unpromised pool together; the windows stay shorter (in sum)
+    /// than the unbonding period; `QuorumBps` is a strict majority.
     enum Parameter {
         CommitWindow,
         AggregationWindow,
@@ -233,6 +237,12 @@ interface IFederatedTask {
 
     /// @notice Emitted when a round opens, with its deadlines.
     event RoundOpened(uint256 indexed round, uint256 commitDeadline, uint256 revealDeadline, uint256 aggregationDeadline, uint256 expectedCommits);
+    /// @notice Emitted when a round opens with less than the governed reward and fee, because
+    /// together they exceed the share of the unpromised pool one round may pay
+    /// (`MAX_ROUND_PAYOUT_BPS`); both were cut in the same proportion.
+    /// @param rewardPerRound What the round's trainers share.
+    /// @param aggregatorFee What the round's winning aggregators share.
+    event RoundPayoutCapped(uint256 indexed round, uint256 rewardPerRound, uint256 aggregatorFee);
     /// @notice Emitted when a trainer commits the seal of its update; nothing about the update is public yet.
     event UpdateCommitted(uint256 indexed round, address indexed trainer, bytes32 seal);
     /// @notice Emitted when a relayer commits a batch of signed commitments: the Merkle root of

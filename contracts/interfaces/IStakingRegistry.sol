@@ -42,7 +42,7 @@ interface IStakingRegistry {
 
     /// @notice Thrown when a caller other than the timelock calls a governance function.
     error RegistryOnlyGovernance(address caller);
-    /// @notice Thrown when a caller other than the task or the timelock tries to slash.
+    /// @notice Thrown when a caller other than the bound task tries to slash (the timelock included).
     error RegistryUnauthorizedSlasher(address caller);
     /// @notice Thrown when someone other than the deployer binds the task.
     error RegistryOnlyDeployer(address caller);
@@ -88,7 +88,7 @@ interface IStakingRegistry {
     /// @notice Emitted when unbonded stake is withdrawn.
     event Withdrawn(address indexed account, uint256 amount);
     /// @notice Emitted when stake is slashed.
-    /// @param slasher The task contract or the timelock.
+    /// @param slasher The task contract.
     /// @param reason A short code for why (for example a rejection reason), for indexers.
     event Slashed(address indexed account, address indexed slasher, uint256 amount, bytes32 indexed reason);
     /// @notice Emitted when a participant becomes active or inactive.
@@ -112,7 +112,8 @@ interface IStakingRegistry {
     function withdraw() external;
 
     /// @notice Takes `amount` from `account`'s stake (bonded first, then unbonding) and sends it
-    /// to the task's reward pool. Only the bound task or the timelock.
+    /// to the task's reward pool. Only the bound task, applying a round's rules: governance
+    /// (the timelock) cannot slash.
     function slash(address account, uint256 amount, bytes32 reason) external;
 
     /// @notice Changes a parameter. Only the timelock.

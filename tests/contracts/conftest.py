@@ -81,6 +81,14 @@ def timelock_signer(accounts: Any, timelock: Any) -> Any:
 
 
 @pytest.fixture
+def task_signer(accounts: Any, task: Any) -> Any:
+    """The task, impersonated (ape-foundry) and given ETH for gas: the only address that slashes."""
+    signer = accounts[task.address]
+    signer.balance += 10 * 10**18
+    return signer
+
+
+@pytest.fixture
 def updates(trainers: list[Any]) -> dict[Any, Update]:
     """One update per trainer, with distinct sample counts 1000, 2000, 3000, 4000."""
     return {trainer: make_update(f"update-{i}", 1_000 * (i + 1)) for i, trainer in enumerate(trainers)}

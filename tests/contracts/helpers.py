@@ -264,3 +264,23 @@ class Proposal:
 
     def execute(self, governor: Any, sender: Any) -> Any:
         return governor.execute(*self.args(), sender=sender)
+
+
+def pass_and_queue(
+    governor: Any, proposal: Proposal, proposer: Any, voters: Sequence[Any], chain: Any
+) -> Any:
+    """Proposes `proposal` from `proposer`, has `voters` vote for it once the vote opens, waits
+    for the vote to end and queues it; returns the queue receipt. Reads the delays from the
+    governor, so it works under any governance profile. The voters must be enough to pass it."""
+    proposal.propose(governor, proposer)
+    proposal_id = proposal.id(governor)
+    advance(chain, int(governor.votingDelay()) + 1)
+    for voter in voters:
+        governor.castVote(proposal_id, 1, sender=voter)  # VoteType.FOR
+    advance(chain, int(governor.votingPeriod()) + 1)
+    return proposal.queue(governor, proposer)
+
+
+def wait_for_eta(chain: Any, governor: Any, proposal: Proposal) -> None:
+    """Mines the block at which the queued `proposal` becomes executable."""
+    chain.mine(timestamp=int(governor.proposalEta(proposal.id(governor))))

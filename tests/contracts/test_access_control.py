@@ -78,11 +78,11 @@ ACCESS: dict[str, dict[str, Public | Restricted]] = {
             authorized=("test_registry.py::test_bind_task__by_deployer__emits_task_bound",),
         ),
         "slash": Restricted(
-            who="the bound task or the timelock",
+            who="the bound task (not the timelock: governance cannot slash)",
             error="RegistryUnauthorizedSlasher",
-            unauthorized="test_registry.py::test_slash__not_task_or_timelock__reverts",
+            unauthorized="test_registry.py::test_slash__not_task__reverts",
             authorized=(
-                "test_registry.py::test_slash__by_timelock__sends_stake_to_task",
+                "test_registry.py::test_slash__by_task__sends_stake_to_task",
                 "test_task.py::test_finalize__provable_rejection__slashes_trainer_and_withholds_reward",
             ),
         ),

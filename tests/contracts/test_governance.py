@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import ZERO_ADDRESS, Proposal, advance, next_block_at, reverts
+from helpers import ZERO_ADDRESS, Proposal, advance, next_block_at, pass_and_queue, reverts, wait_for_eta
 
 from fedledger.chain.params import (
     TOKEN,
     AggregationRule,
     DeployParameters,
+    GovernorSetting,
     ProposalState,
     RegistryParameter,
     Role,
@@ -23,6 +24,10 @@ VOTING_DELAY = 1
 VOTING_PERIOD = 20
 TIMELOCK_DELAY = 5
 NEW_UNBONDING = 7_200
+DAY = 86_400
+MAX_SETTING = {GovernorSetting.VOTING_DELAY: 30 * DAY, GovernorSetting.VOTING_PERIOD: 30 * DAY}
+MAX_QUORUM_PERCENT = 50
+MAX_TIMELOCK_DELAY = 30 * DAY
 
 
 @pytest.fixture
@@ -229,3 +234,163 @@ def test_cast_vote__stake_added_after_snapshot__has_no_weight(
     assert tx.events == [governor.VoteCast(outsider, proposal_id, VoteType.FOR, 0, "")]
     with reverts(governor.GovernorAlreadyCastVote, voter=outsider.address):
         governor.castVote(proposal_id, VoteType.FOR, sender=outsider)
+
+
+# ---------------------------------------------------------------- bounds of governance's own settings
+
+
+def test_deploy__setting_ranges__from_the_deployment_up_to_the_ceilings(
+    governor: Any, timelock: Any, deploy_params: DeployParameters
+) -> None:
+    assert governor.settingRange(GovernorSetting.VOTING_DELAY) == (deploy_params.voting_delay, 30 * DAY)
+    assert governor.settingRange(GovernorSetting.VOTING_PERIOD) == (deploy_params.voting_period, 30 * DAY)
+    assert governor.settingRange(GovernorSetting.QUORUM_NUMERATOR) == (
+        deploy_params.quorum_percent,
+        MAX_QUORUM_PERCENT,
+    )
+    assert (governor.MAX_VOTING_DELAY(), governor.MAX_VOTING_PERIOD()) == (30 * DAY, 30 * DAY)
+    assert (governor.MIN_QUORUM_PERCENT(), governor.MAX_QUORUM_PERCENT()) == (1, MAX_QUORUM_PERCENT)
+    assert timelock.delayRange() == (deploy_params.timelock_delay, MAX_TIMELOCK_DELAY)
+    assert timelock.MAX_DELAY() == MAX_TIMELOCK_DELAY
+
+
+@pytest.mark.parametrize(
+    ("delay", "period", "quorum", "setting", "value", "minimum", "maximum"),
+    [
+        (30 * DAY + 1, 20, 4, GovernorSetting.VOTING_DELAY, 30 * DAY + 1, 0, 30 * DAY),
+        (1, 30 * DAY + 1, 4, GovernorSetting.VOTING_PERIOD, 30 * DAY + 1, 1, 30 * DAY),
+        (1, 20, 0, GovernorSetting.QUORUM_NUMERATOR, 0, 1, MAX_QUORUM_PERCENT),
+        (1, 20, 51, GovernorSetting.QUORUM_NUMERATOR, 51, 1, MAX_QUORUM_PERCENT),
+    ],
+    ids=["delay-above-ceiling", "period-above-ceiling", "quorum-zero", "quorum-above-ceiling"],
+)
+def test_governor_constructor__setting_out_of_range__reverts(
+    project: Any,
+    owner: Any,
+    registry: Any,
+    timelock: Any,
+    delay: int,
+    period: int,
+    quorum: int,
+    setting: GovernorSetting,
+    value: int,
+    minimum: int,
+    maximum: int,
+) -> None:
+    with reverts(
+        project.FedGovernor.GovernorSettingOutOfRange,
+        setting=setting,
+        value=value,
+        minimum=minimum,
+        maximum=maximum,
+    ):
+        owner.deploy(project.FedGovernor, registry, timelock, delay, period, 100 * TOKEN, quorum)
+
+
+def test_governor_constructor__settings_at_the_ceilings__deploys(
+    project: Any, owner: Any, registry: Any, timelock: Any
+) -> None:
+    governor = owner.deploy(
+        project.FedGovernor, registry, timelock, 30 * DAY, 30 * DAY, 100 * TOKEN, MAX_QUORUM_PERCENT
+    )
+
+    assert governor.settingRange(GovernorSetting.VOTING_DELAY) == (30 * DAY, 30 * DAY)
+    assert governor.quorumNumerator() == MAX_QUORUM_PERCENT
+
+
+def test_timelock_constructor__delay_above_ceiling__reverts(project: Any, owner: Any) -> None:
+    with reverts(
+        project.FedTimelock.TimelockDelayOutOfRange, delay=30 * DAY + 1, minimum=0, maximum=MAX_TIMELOCK_DELAY
+    ):
+        owner.deploy(project.FedTimelock, 30 * DAY + 1, [], [ZERO_ADDRESS], owner)
+
+
+@pytest.mark.parametrize("delay", [TIMELOCK_DELAY, MAX_TIMELOCK_DELAY], ids=["floor", "ceiling"])
+def test_timelock_update_delay__within_range__changes_delay(
+    timelock: Any, timelock_signer: Any, delay: int
+) -> None:
+    tx = timelock.updateDelay(60, sender=timelock_signer)
+    tx = timelock.updateDelay(delay, sender=timelock_signer)
+
+    assert tx.events == [timelock.MinDelayChange(60, delay)]
+    assert timelock.getMinDelay() == delay
+
+
+@pytest.mark.parametrize("delay", [0, TIMELOCK_DELAY - 1, MAX_TIMELOCK_DELAY + 1])
+def test_timelock_update_delay__out_of_range__reverts(
+    timelock: Any, timelock_signer: Any, delay: int
+) -> None:
+    with reverts(
+        timelock.TimelockDelayOutOfRange, delay=delay, minimum=TIMELOCK_DELAY, maximum=MAX_TIMELOCK_DELAY
+    ):
+        timelock.updateDelay(delay, sender=timelock_signer)
+
+
+def test_governor_settings__raised_then_lowered_back_to_the_floor__by_proposals(
+    governor: Any, stakers: list[Any], chain: Any
+) -> None:
+    raise_them = Proposal.of(
+        [
+            (governor, governor.setVotingDelay.encode_input(30 * DAY)),
+            (governor, governor.setVotingPeriod.encode_input(30 * DAY)),
+            (governor, governor.updateQuorumNumerator.encode_input(MAX_QUORUM_PERCENT)),
+        ],
+        "slow governance down",
+    )
+    pass_and_queue(governor, raise_them, stakers[0], stakers, chain)
+    wait_for_eta(chain, governor, raise_them)
+
+    raised = raise_them.execute(governor, stakers[0])
+
+    assert raised.events.filter(governor.VotingDelaySet) == [governor.VotingDelaySet(VOTING_DELAY, 30 * DAY)]
+    assert raised.events.filter(governor.VotingPeriodSet) == [
+        governor.VotingPeriodSet(VOTING_PERIOD, 30 * DAY)
+    ]
+    assert raised.events.filter(governor.QuorumNumeratorUpdated) == [
+        governor.QuorumNumeratorUpdated(4, MAX_QUORUM_PERCENT)
+    ]
+    lower_them = Proposal.of(
+        [
+            (governor, governor.setVotingDelay.encode_input(VOTING_DELAY)),
+            (governor, governor.setVotingPeriod.encode_input(VOTING_PERIOD)),
+            (governor, governor.updateQuorumNumerator.encode_input(4)),
+        ],
+        "back to the deployment's governance",
+    )
+    pass_and_queue(governor, lower_them, stakers[0], stakers, chain)
+    wait_for_eta(chain, governor, lower_them)
+
+    lower_them.execute(governor, stakers[0])
+
+    assert (governor.votingDelay(), governor.votingPeriod(), governor.quorumNumerator()) == (
+        VOTING_DELAY,
+        VOTING_PERIOD,
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "setting", "value"),
+    [
+        ("setVotingDelay", GovernorSetting.VOTING_DELAY, VOTING_DELAY - 1),
+        ("setVotingDelay", GovernorSetting.VOTING_DELAY, 30 * DAY + 1),
+        ("setVotingPeriod", GovernorSetting.VOTING_PERIOD, VOTING_PERIOD - 1),
+        ("setVotingPeriod", GovernorSetting.VOTING_PERIOD, 30 * DAY + 1),
+        ("updateQuorumNumerator", GovernorSetting.QUORUM_NUMERATOR, 3),
+        ("updateQuorumNumerator", GovernorSetting.QUORUM_NUMERATOR, MAX_QUORUM_PERCENT + 1),
+    ],
+)
+def test_governor_settings__out_of_range__proposal_execution_reverts(
+    governor: Any, stakers: list[Any], chain: Any, function: str, setting: GovernorSetting, value: int
+) -> None:
+    minimum, maximum = governor.settingRange(setting)
+    proposal = Proposal.of(
+        [(governor, getattr(governor, function).encode_input(value))], f"{function}({value})"
+    )
+    pass_and_queue(governor, proposal, stakers[0], stakers, chain)
+    wait_for_eta(chain, governor, proposal)
+
+    with reverts(
+        governor.GovernorSettingOutOfRange, setting=setting, value=value, minimum=minimum, maximum=maximum
+    ):
+        proposal.execute(governor, stakers[0])

@@ -1,5 +1,5 @@
 """Randomized stateful test: hypothesis drives registration, staking, unbonding, withdrawals,
-governance slashes, parameter changes by strangers, time travel and task rounds (commit,
+direct slashes by the task (impersonated), parameter changes by strangers, time travel and task rounds (commit,
 reveal, attest and finalize, close, claim) in random order, predicts each call's outcome, and
 checks DESIGN.md's invariants after every step: the registry holds exactly the total stake, no
 reward is paid twice, no slash exceeds the stake, only the timelock changes parameters, and a
@@ -46,7 +46,7 @@ class Context:
     token: Any
     registry: Any
     task: Any
-    timelock: Any
+    slasher: Any  # the task, impersonated: the only address that slashes
     participants: list[Any]
     parameters: list[int] = field(default_factory=list)
     web3_registry: Any = None
@@ -220,7 +220,7 @@ class FedLedgerMachine(RuleBasedStateMachine):
             assert self.token.balanceOf(account) == balance + p.unbonding
 
     @rule(i=st.integers(0, 4), fraction=st.sampled_from(SLASH_FRACTIONS))
-    def slash_by_timelock(self, i: int, fraction: str) -> None:
+    def slash_by_task(self, i: int, fraction: str) -> None:
         account = self.accounts[i]
         slashable = int(self.registry.slashableStake(account))
         amount = {
@@ -234,16 +234,16 @@ class FedLedgerMachine(RuleBasedStateMachine):
         self.pin()
         if amount == 0:
             with reverts(self.registry.RegistryZeroAmount):
-                self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.timelock)
+                self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.slasher)
         elif amount > slashable:
             # No slash may exceed what is at stake.
             with reverts(self.registry.RegistrySlashExceedsStake, amount=amount, slashable=slashable):
-                self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.timelock)
+                self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.slasher)
         else:
             task_balance = self.token.balanceOf(self.task)
-            tx = self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.timelock)
+            tx = self.registry.slash(account, amount, SLASH_REASON, sender=self.ctx.slasher)
             assert tx.events.filter(self.registry.Slashed) == [
-                self.registry.Slashed(account, self.ctx.timelock, amount, SLASH_REASON)
+                self.registry.Slashed(account, self.ctx.slasher, amount, SLASH_REASON)
             ]
             assert self.registry.slashableStake(account) == slashable - amount
             assert self.token.balanceOf(self.task) == task_balance + amount
@@ -523,7 +523,7 @@ def context(
     token: Any,
     registry: Any,
     task: Any,
-    timelock_signer: Any,
+    task_signer: Any,
     owner: Any,
     trainers: list[Any],
     aggregators: list[Any],
@@ -542,7 +542,7 @@ def context(
         registry.register(role, 2 * MIN_STAKE[role], sender=account)
     task.start(sender=owner)
     parameters = [int(task.parameter(p)) for p in TaskParameter]
-    return Context(chain, token, registry, task, timelock_signer, participants, parameters)
+    return Context(chain, token, registry, task, task_signer, participants, parameters)
 
 
 def test_staking_and_rounds__random_actions__invariants_hold(context: Context) -> None:

@@ -172,7 +172,7 @@ def test_slash__reentrant_withdraw_of_matured_unbonding__blocked(
     task: Any,
     attacker: Any,
     register: Callable[..., Any],
-    timelock_signer: Any,
+    task_signer: Any,
     arm: Arm,
     deploy_params: DeployParameters,
     chain: Any,
@@ -185,7 +185,7 @@ def test_slash__reentrant_withdraw_of_matured_unbonding__blocked(
     arm(registry, registry.withdraw.encode_input())
 
     # The slash pays the task with `transfer`; the callback tries to pull the unbonding stake out.
-    registry.slash(attacker, 150 * TOKEN, SLASH_REASON, sender=timelock_signer)
+    registry.slash(attacker, 150 * TOKEN, SLASH_REASON, sender=task_signer)
 
     assert_reentry_blocked(token)
     p = registry.participant(attacker)

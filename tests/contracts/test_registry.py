@@ -12,7 +12,7 @@ from helpers import UINT128_MAX, ZERO_ADDRESS, advance, next_block_at, reverts
 
 from fedledger.chain.params import TOKEN, DeployParameters, RegistryParameter, Role
 
-REASON = keccak(text="governance slash")
+REASON = keccak(text="round slash")
 MIN_TRAINER = 100 * TOKEN
 MIN_AGGREGATOR = 1_000 * TOKEN
 UNBONDING = 3_600
@@ -389,16 +389,14 @@ def test_withdraw__after_leaving_and_rejoining__keeps_unbonding(
 # ---------------------------------------------------------------- slash
 
 
-def test_slash__by_timelock__sends_stake_to_task(
-    registry: Any, token: Any, task: Any, trainer: Any, timelock_signer: Any
+def test_slash__by_task__sends_stake_to_task(
+    registry: Any, token: Any, task: Any, trainer: Any, task_signer: Any
 ) -> None:
     task_balance = token.balanceOf(task)
 
-    tx = registry.slash(trainer, 50 * TOKEN, REASON, sender=timelock_signer)
+    tx = registry.slash(trainer, 50 * TOKEN, REASON, sender=task_signer)
 
-    assert tx.events.filter(registry.Slashed) == [
-        registry.Slashed(trainer, timelock_signer, 50 * TOKEN, REASON)
-    ]
+    assert tx.events.filter(registry.Slashed) == [registry.Slashed(trainer, task_signer, 50 * TOKEN, REASON)]
     assert tx.events.filter(token.Transfer) == [token.Transfer(registry, task, 50 * TOKEN)]
     assert tx.events.filter(registry.ActiveChanged) == []  # 150 is still above the minimum
     assert token.balanceOf(task) == task_balance + 50 * TOKEN
@@ -408,12 +406,10 @@ def test_slash__by_timelock__sends_stake_to_task(
     assert registry.getVotes(trainer) == 150 * TOKEN
 
 
-def test_slash__more_than_bonded__takes_unbonding_too(
-    registry: Any, trainer: Any, timelock_signer: Any
-) -> None:
+def test_slash__more_than_bonded__takes_unbonding_too(registry: Any, trainer: Any, task_signer: Any) -> None:
     registry.requestUnstake(80 * TOKEN, sender=trainer)  # 120 bonded, 80 unbonding
 
-    registry.slash(trainer, 150 * TOKEN, REASON, sender=timelock_signer)
+    registry.slash(trainer, 150 * TOKEN, REASON, sender=task_signer)
 
     p = registry.participant(trainer)
     assert (p.stake, p.unbonding) == (0, 50 * TOKEN)
@@ -422,17 +418,17 @@ def test_slash__more_than_bonded__takes_unbonding_too(
     assert registry.getVotes(trainer) == 0
 
 
-def test_slash__everything__allowed(registry: Any, token: Any, trainer: Any, timelock_signer: Any) -> None:
-    registry.slash(trainer, 2 * MIN_TRAINER, REASON, sender=timelock_signer)
+def test_slash__everything__allowed(registry: Any, token: Any, trainer: Any, task_signer: Any) -> None:
+    registry.slash(trainer, 2 * MIN_TRAINER, REASON, sender=task_signer)
 
     assert registry.slashableStake(trainer) == 0
     assert registry.totalStaked() == 0 == token.balanceOf(registry)
 
 
 def test_slash__below_minimum__deactivates_and_syncs_task(
-    registry: Any, task: Any, trainer: Any, timelock_signer: Any
+    registry: Any, task: Any, trainer: Any, task_signer: Any
 ) -> None:
-    tx = registry.slash(trainer, MIN_TRAINER + 1, REASON, sender=timelock_signer)
+    tx = registry.slash(trainer, MIN_TRAINER + 1, REASON, sender=task_signer)
 
     assert tx.events.filter(registry.ActiveChanged) == [registry.ActiveChanged(trainer, False)]
     assert tx.events.filter(task.TrainerSynced) == [task.TrainerSynced(trainer, 0)]
@@ -447,9 +443,9 @@ def test_slash__below_minimum__deactivates_and_syncs_task(
 
 
 def test_add_stake__back_to_minimum__reactivates_and_syncs_task(
-    registry: Any, token: Any, task: Any, trainer: Any, owner: Any, timelock_signer: Any, chain: Any
+    registry: Any, token: Any, task: Any, trainer: Any, owner: Any, task_signer: Any, chain: Any
 ) -> None:
-    registry.slash(trainer, 150 * TOKEN, REASON, sender=timelock_signer)  # 50 left: inactive
+    registry.slash(trainer, 150 * TOKEN, REASON, sender=task_signer)  # 50 left: inactive
     token.transfer(trainer, 50 * TOKEN, sender=owner)
     token.approve(registry, 50 * TOKEN, sender=trainer)
     advance(chain, 10)
@@ -468,9 +464,9 @@ def test_add_stake__back_to_minimum__reactivates_and_syncs_task(
 
 
 def test_add_stake__still_below_minimum__stays_inactive(
-    registry: Any, token: Any, task: Any, trainer: Any, owner: Any, timelock_signer: Any
+    registry: Any, token: Any, task: Any, trainer: Any, owner: Any, task_signer: Any
 ) -> None:
-    registry.slash(trainer, 150 * TOKEN, REASON, sender=timelock_signer)
+    registry.slash(trainer, 150 * TOKEN, REASON, sender=task_signer)
     token.transfer(trainer, 10 * TOKEN, sender=owner)
     token.approve(registry, 10 * TOKEN, sender=trainer)
 
@@ -484,9 +480,9 @@ def test_add_stake__still_below_minimum__stays_inactive(
 
 
 def test_request_unstake__inactive_partial__reverts_and_full_leaves(
-    registry: Any, task: Any, trainer: Any, timelock_signer: Any
+    registry: Any, task: Any, trainer: Any, task_signer: Any
 ) -> None:
-    registry.slash(trainer, 150 * TOKEN, REASON, sender=timelock_signer)  # 50 left: inactive
+    registry.slash(trainer, 150 * TOKEN, REASON, sender=task_signer)  # 50 left: inactive
 
     with reverts(registry.RegistryStakeBelowMinimum, stake=40 * TOKEN, minimum=MIN_TRAINER):
         registry.requestUnstake(10 * TOKEN, sender=trainer)
@@ -499,9 +495,9 @@ def test_request_unstake__inactive_partial__reverts_and_full_leaves(
 
 
 def test_slash__aggregator_below_minimum__deactivates_without_task_sync(
-    registry: Any, task: Any, aggregator: Any, timelock_signer: Any
+    registry: Any, task: Any, aggregator: Any, task_signer: Any
 ) -> None:
-    tx = registry.slash(aggregator, TOKEN, REASON, sender=timelock_signer)
+    tx = registry.slash(aggregator, TOKEN, REASON, sender=task_signer)
 
     assert tx.events.filter(registry.ActiveChanged) == [registry.ActiveChanged(aggregator, False)]
     assert tx.events.filter(task.TrainerSynced) == []
@@ -509,29 +505,30 @@ def test_slash__aggregator_below_minimum__deactivates_without_task_sync(
     assert registry.totalActiveStake(Role.AGGREGATOR) == 0
 
 
-@pytest.mark.parametrize("caller", ["outsider", "owner", "trainer"])
-def test_slash__not_task_or_timelock__reverts(
-    registry: Any, trainer: Any, outsider: Any, owner: Any, caller: str
+@pytest.mark.parametrize("caller", ["outsider", "owner", "trainer", "timelock"])
+def test_slash__not_task__reverts(
+    registry: Any, trainer: Any, outsider: Any, owner: Any, timelock_signer: Any, caller: str
 ) -> None:
-    sender = {"outsider": outsider, "owner": owner, "trainer": trainer}[caller]
+    # Governance cannot slash: a captured vote would take the stake of everyone who stayed.
+    sender = {"outsider": outsider, "owner": owner, "trainer": trainer, "timelock": timelock_signer}[caller]
     with reverts(registry.RegistryUnauthorizedSlasher, caller=sender.address):
         registry.slash(trainer, TOKEN, REASON, sender=sender)
 
 
-def test_slash__zero__reverts(registry: Any, trainer: Any, timelock_signer: Any) -> None:
+def test_slash__zero__reverts(registry: Any, trainer: Any, task_signer: Any) -> None:
     with reverts(registry.RegistryZeroAmount):
-        registry.slash(trainer, 0, REASON, sender=timelock_signer)
+        registry.slash(trainer, 0, REASON, sender=task_signer)
 
 
-def test_slash__more_than_slashable__reverts(registry: Any, trainer: Any, timelock_signer: Any) -> None:
+def test_slash__more_than_slashable__reverts(registry: Any, trainer: Any, task_signer: Any) -> None:
     registry.requestUnstake(50 * TOKEN, sender=trainer)
     with reverts(registry.RegistrySlashExceedsStake, amount=200 * TOKEN + 1, slashable=200 * TOKEN):
-        registry.slash(trainer, 200 * TOKEN + 1, REASON, sender=timelock_signer)
+        registry.slash(trainer, 200 * TOKEN + 1, REASON, sender=task_signer)
 
 
-def test_slash__unregistered__reverts(registry: Any, outsider: Any, timelock_signer: Any) -> None:
+def test_slash__unregistered__reverts(registry: Any, outsider: Any, task_signer: Any) -> None:
     with reverts(registry.RegistrySlashExceedsStake, amount=1, slashable=0):
-        registry.slash(outsider, 1, REASON, sender=timelock_signer)
+        registry.slash(outsider, 1, REASON, sender=task_signer)
 
 
 # ---------------------------------------------------------------- governance
@@ -590,7 +587,12 @@ def test_set_parameter__out_of_range__reverts(
 
 
 def test_set_parameter__higher_minimum__applies_to_new_stakes(
-    registry: Any, trainer: Any, timelock_signer: Any, register: Callable[..., Any], trainers: list[Any]
+    registry: Any,
+    trainer: Any,
+    timelock_signer: Any,
+    task_signer: Any,
+    register: Callable[..., Any],
+    trainers: list[Any],
 ) -> None:
     registry.setParameter(RegistryParameter.MIN_TRAINER_STAKE, 300 * TOKEN, sender=timelock_signer)
 
@@ -599,5 +601,5 @@ def test_set_parameter__higher_minimum__applies_to_new_stakes(
     with reverts(registry.RegistryStakeBelowMinimum, stake=200 * TOKEN, minimum=300 * TOKEN):
         register(trainers[1], Role.TRAINER, 200 * TOKEN)
     # A slash re-checks the minimum.
-    registry.slash(trainer, TOKEN, REASON, sender=timelock_signer)
+    registry.slash(trainer, TOKEN, REASON, sender=task_signer)
     assert registry.activeRole(trainer, Role.TRAINER)[0] is False

@@ -10,6 +10,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 from helpers import (
+    BPS,
     UINT64_MAX,
     UINT128_MAX,
     ZERO_BYTES32,
@@ -709,9 +710,9 @@ def test_attest__inactive_aggregator__reverts(
     committed: dict[Any, Update],
     aggregators: list[Any],
     model: Model,
-    timelock_signer: Any,
+    task_signer: Any,
 ) -> None:
-    registry.slash(aggregators[0], TOKEN, b"\x00" * 32, sender=timelock_signer)
+    registry.slash(aggregators[0], TOKEN, b"\x00" * 32, sender=task_signer)
 
     with reverts(task.TaskNotAggregator, account=aggregators[0].address):
         attest(task, aggregators[0], model)
@@ -1088,7 +1089,7 @@ def test_claim_reward__round_not_finalized__reverts(
         task.claimReward(0, update.digest, update.samples, sender=trainers[0])
 
 
-def test_finalize__reward_pool_short__reserves_what_is_left(
+def test_open_round__reward_and_fee_above_the_pool_cap__cut_in_proportion_and_paid(
     task: Any,
     active_trainers: list[Any],
     active_aggregators: list[Any],
@@ -1099,15 +1100,54 @@ def test_finalize__reward_pool_short__reserves_what_is_left(
     deploy_params: DeployParameters,
     chain: Any,
 ) -> None:
-    task.setParameter(TaskParameter.REWARD_PER_ROUND, 10 * deploy_params.reward_pool, sender=timelock_signer)
-    task.start(sender=owner)
+    pool = deploy_params.reward_pool
+    task.setParameter(TaskParameter.REWARD_PER_ROUND, 10 * pool, sender=timelock_signer)
+    task.setParameter(TaskParameter.AGGREGATOR_FEE, pool, sender=timelock_signer)
+    limit = pool * int(task.MAX_ROUND_PAYOUT_BPS()) // BPS  # 1 % of the unpromised pool
+    reward, fee = 10 * pool * limit // (11 * pool), pool * limit // (11 * pool)
+
+    opened = task.start(sender=owner)
+
+    assert opened.events.filter(task.RoundPayoutCapped) == [task.RoundPayoutCapped(0, reward, fee)]
+    config = task.roundConfig(0)
+    assert (config.rewardPerRound, config.aggregatorFee) == (reward, fee)
+    # The governed values stay as voted; only what a round may pay is cut.
+    assert task.parameter(TaskParameter.REWARD_PER_ROUND) == 10 * pool
 
     tx = run_round(chain, task, updates, active_aggregators, model)
 
-    assert tx.events.filter(task.RoundFinalized)[0].trainerReward == deploy_params.reward_pool
-    assert tx.events.filter(task.FeeCredited) == [task.FeeCredited(0, a, 0) for a in active_aggregators]
-    assert task.availableRewards() == 0
-    assert task.reservedRewards() == deploy_params.reward_pool
+    assert tx.events.filter(task.RoundFinalized)[0].trainerReward == reward
+    share = fee // len(active_aggregators)
+    assert tx.events.filter(task.FeeCredited) == [task.FeeCredited(0, a, share) for a in active_aggregators]
+    assert task.reservedRewards() == reward + share * len(active_aggregators)
+    # Round 1 opens from what is left, cut again.
+    left = pool - task.reservedRewards()
+    assert task.roundConfig(1).rewardPerRound == 10 * pool * (left // 100) // (11 * pool)
+    assert tx.events.filter(task.RoundPayoutCapped)[0].round == 1
+
+
+def test_open_round__empty_pool__pays_nothing(
+    project: Any,
+    accounts: Any,
+    owner: Any,
+    deploy_params: DeployParameters,
+) -> None:
+    import dataclasses
+
+    from fedledger.chain.ape_deploy import deploy_all
+
+    deployed = deploy_all(project, owner, dataclasses.replace(deploy_params, reward_pool=0))
+    for i, role in [(1, 1), (2, 1), (5, 2)]:
+        stake = (100 if role == 1 else 1_000) * TOKEN
+        deployed.token.transfer(accounts[i], stake, sender=owner)
+        deployed.token.approve(deployed.registry, stake, sender=accounts[i])
+        deployed.registry.register(role, stake, sender=accounts[i])
+
+    opened = deployed.task.start(sender=owner)
+
+    assert opened.events.filter(deployed.task.RoundPayoutCapped) == [deployed.task.RoundPayoutCapped(0, 0, 0)]
+    config = deployed.task.roundConfig(0)
+    assert (config.rewardPerRound, config.aggregatorFee) == (0, 0)
 
 
 # ---------------------------------------------------------------- stale rounds
@@ -1249,8 +1289,9 @@ VALID_PARAMETERS = [
     (TaskParameter.AGGREGATOR_FEE, UINT128_MAX),
     (TaskParameter.SAMPLE_CAP, 1),
     (TaskParameter.SAMPLE_CAP, 2**32 - 1),
-    (TaskParameter.TRAINER_SLASH_BPS, 10_000),
-    (TaskParameter.OUTLIER_SLASH_BPS, 10_000),
+    (TaskParameter.TRAINER_SLASH_BPS, 5_000),  # MAX_SLASH_BPS: half a stake at most
+    (TaskParameter.OUTLIER_SLASH_BPS, 5_000),
+    (TaskParameter.AGGREGATOR_SLASH_BPS, 5_000),
     (TaskParameter.AGGREGATOR_SLASH_BPS, 0),
     (TaskParameter.QUORUM_BPS, 5_001),
     (TaskParameter.QUORUM_BPS, 10_000),
@@ -1284,9 +1325,10 @@ INVALID_PARAMETERS = [
     (TaskParameter.AGGREGATOR_FEE, UINT128_MAX + 1),
     (TaskParameter.SAMPLE_CAP, 0),
     (TaskParameter.SAMPLE_CAP, 2**32),
-    (TaskParameter.TRAINER_SLASH_BPS, 10_001),
-    (TaskParameter.OUTLIER_SLASH_BPS, 10_001),
-    (TaskParameter.AGGREGATOR_SLASH_BPS, 10_001),
+    (TaskParameter.TRAINER_SLASH_BPS, 5_001),
+    (TaskParameter.OUTLIER_SLASH_BPS, 5_001),
+    (TaskParameter.AGGREGATOR_SLASH_BPS, 5_001),
+    (TaskParameter.TRAINER_SLASH_BPS, 10_000),
     (TaskParameter.QUORUM_BPS, 5_000),  # a strict majority is needed
     (TaskParameter.QUORUM_BPS, 10_001),
     (TaskParameter.CLIP_NORM, UINT64_MAX + 1),

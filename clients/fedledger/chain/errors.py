@@ -20,6 +20,7 @@ from eth_utils.crypto import keccak
 
 from fedledger.chain.params import (
     AggregationRule,
+    GovernorSetting,
     Phase,
     ProposalState,
     RegistryParameter,
@@ -38,6 +39,7 @@ ENUMS_BY_INTERNAL_TYPE: Mapping[str, type[IntEnum]] = {
     "enum IFederatedTask.Parameter": TaskParameter,
     "enum IStakingRegistry.Role": Role,
     "enum IStakingRegistry.Parameter": RegistryParameter,
+    "enum IFedGovernor.Setting": GovernorSetting,
     "enum IGovernor.ProposalState": ProposalState,
 }
 

@@ -16,16 +16,28 @@ from urllib.parse import urlsplit
 from web3 import Web3
 
 from fedledger.chain.errors import FedledgerError
+from fedledger.chain.params import (
+    DEVNET_GOVERNANCE,
+    NETWORK_GOVERNANCE,
+    DeployParameters,
+    GovernanceProfile,
+    unsafe_governance,
+)
 from fedledger.chain.rpc import display_url, is_anvil
 from fedledger.devnet.anvil import PROFILES
 
 DEVNET_CHAIN_IDS = frozenset(profile.chain_id for profile in PROFILES.values())
 ALLOW_REMOTE_FLAG = "--allow-remote"
 ALLOW_REMOTE_ENV = "FEDLEDGER_ALLOW_REMOTE"
+UNSAFE_FAST_GOVERNANCE_FLAG = "--unsafe-fast-governance"
 
 
 class RemoteNetworkError(FedledgerError):
     """A transaction was about to go to a node that is not a local devnet, without opt-in."""
+
+
+class UnsafeGovernanceError(FedledgerError):
+    """A deployment with devnet-speed governance was about to go to a chain that is not a local devnet."""
 
 
 @dataclass(frozen=True)
@@ -87,4 +99,25 @@ def require_local_devnet(facts: NodeFacts, *, allow_remote: bool) -> None:
         f"it is not a local devnet ({facts.why_not_local()}; a local devnet is Anvil on a loopback "
         f"address with chain id {devnets}). If you mean this network, pass {ALLOW_REMOTE_FLAG} "
         f"(or set {ALLOW_REMOTE_ENV}=1)"
+    )
+
+
+def default_governance(facts: NodeFacts) -> GovernanceProfile:
+    """The governance profile a deployment gets unless told otherwise: the devnet's fast clocks
+    on a local devnet, the network's days everywhere else."""
+    return DEVNET_GOVERNANCE if facts.local_devnet else NETWORK_GOVERNANCE
+
+
+def require_safe_governance(params: DeployParameters, facts: NodeFacts, *, force: bool) -> None:
+    """Raises `UnsafeGovernanceError` when `params` carry devnet-speed governance (see
+    `unsafe_governance`) to a node that is not a local devnet, unless `force`."""
+    reasons = unsafe_governance(params)
+    if force or facts.local_devnet or not reasons:
+        return
+    raise UnsafeGovernanceError(
+        f"refusing to deploy to chain {facts.chain_id} at {display_url(facts.url)} with devnet-speed "
+        f"governance: {'; '.join(reasons)}. It is not a local devnet ({facts.why_not_local()}), so "
+        "one small holder could pass a proposal before anyone can react. Use the network profile "
+        f"(--governance-profile {NETWORK_GOVERNANCE.name}, the default there) or slower values; "
+        f"to deploy these anyway, pass {UNSAFE_FAST_GOVERNANCE_FLAG}"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import IntEnum
 
 TOKEN = 10**18  # one token, in the smallest unit (18 decimals)
@@ -94,6 +94,14 @@ class TaskParameter(IntEnum):
     DP_DELTA = 16
 
 
+class GovernorSetting(IntEnum):
+    """`IFedGovernor.Setting`."""
+
+    VOTING_DELAY = 0
+    VOTING_PERIOD = 1
+    QUORUM_NUMERATOR = 2
+
+
 class ProposalState(IntEnum):
     """OpenZeppelin `IGovernor.ProposalState`."""
 
@@ -144,9 +152,75 @@ class TaskParameters:
         return tuple(int(v) for v in asdict(self).values())
 
 
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+# The deployment fields a governance profile sets.
+GOVERNANCE_FIELDS = ("unbonding_period", "voting_delay", "voting_period", "quorum_percent", "timelock_delay")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GovernanceProfile:
+    """How fast governance acts and how long stake takes to leave: a deployment's clocks.
+
+    A passed proposal takes effect `voting_delay + voting_period + timelock_delay` after it is
+    made. On a real network that notice must let anyone who disagrees leave first: the timelock
+    delay alone is longer than the unbonding period, so even a staker who waits until the vote
+    has passed can withdraw before the proposal executes. The quorum is a share of the voting
+    (bonded) stake at the vote's snapshot that must vote for or abstain.
+    """
+
+    name: str
+    unbonding_period: int
+    voting_delay: int
+    voting_period: int
+    quorum_percent: int
+    timelock_delay: int
+
+    def fields(self) -> dict[str, int]:
+        """The profile as `DeployParameters` fields."""
+        return {name: int(getattr(self, name)) for name in GOVERNANCE_FIELDS}
+
+
+# For any chain other people use (testnets, mainnets): ten days from proposal to effect, a
+# quarter of the voting stake to pass anything, unbonding one day shorter than the timelock.
+NETWORK_GOVERNANCE = GovernanceProfile(
+    name="network",
+    unbonding_period=3 * DAY,
+    voting_delay=DAY,
+    voting_period=5 * DAY,
+    quorum_percent=25,
+    timelock_delay=4 * DAY,
+)
+# Seconds instead of days, for the demo and the tests on a local devnet only: a single small
+# holder can pass a proposal in half a minute. `ape run deploy` refuses it on other chains
+# unless forced (see `unsafe_governance`).
+DEVNET_GOVERNANCE = GovernanceProfile(
+    name="devnet",
+    unbonding_period=HOUR,
+    voting_delay=1,
+    voting_period=20,
+    quorum_percent=4,
+    timelock_delay=5,
+)
+GOVERNANCE_PROFILES: dict[str, GovernanceProfile] = {
+    profile.name: profile for profile in (NETWORK_GOVERNANCE, DEVNET_GOVERNANCE)
+}
+
+# What a deployment on a chain that is not a local devnet must at least have (the network
+# profile has more): anything faster or lower is "devnet-speed" governance.
+SAFE_MIN_VOTING_DELAY = HOUR
+SAFE_MIN_VOTING_PERIOD = DAY
+SAFE_MIN_TIMELOCK_DELAY = DAY
+SAFE_MIN_QUORUM_PERCENT = 10
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeployParameters:
-    """Everything `deploy_all` needs besides the deployer account."""
+    """Everything `deploy_all` needs besides the deployer account.
+
+    The governance fields default to `NETWORK_GOVERNANCE`; local devnets use
+    `DEVNET_GOVERNANCE` (`params.with_governance(DEVNET_GOVERNANCE)`)."""
 
     initial_model_digest: bytes
     initial_model_cid: str
@@ -158,10 +232,60 @@ class DeployParameters:
     reward_pool: int = 100_000 * TOKEN
     min_trainer_stake: int = 100 * TOKEN
     min_aggregator_stake: int = 1_000 * TOKEN
-    unbonding_period: int = 3_600
-    voting_delay: int = 1
-    voting_period: int = 20
+    unbonding_period: int = NETWORK_GOVERNANCE.unbonding_period
+    voting_delay: int = NETWORK_GOVERNANCE.voting_delay
+    voting_period: int = NETWORK_GOVERNANCE.voting_period
     proposal_threshold: int = 100 * TOKEN
-    quorum_percent: int = 4
-    timelock_delay: int = 5
+    quorum_percent: int = NETWORK_GOVERNANCE.quorum_percent
+    timelock_delay: int = NETWORK_GOVERNANCE.timelock_delay
     task: TaskParameters = field(default_factory=TaskParameters)
+
+    def with_governance(self, profile: GovernanceProfile) -> DeployParameters:
+        """These parameters with `profile`'s clocks and quorum."""
+        return replace(
+            self,
+            unbonding_period=profile.unbonding_period,
+            voting_delay=profile.voting_delay,
+            voting_period=profile.voting_period,
+            quorum_percent=profile.quorum_percent,
+            timelock_delay=profile.timelock_delay,
+        )
+
+
+def unsafe_governance(params: DeployParameters) -> list[str]:
+    """Why `params` give governance that only suits a local devnet; empty if they do not.
+
+    Too short a voting delay or period lets a proposal pass before stakers notice it; too short
+    a timelock delay, or one not longer than the unbonding period, executes it before a staker
+    who disagrees can withdraw; too low a quorum lets one small holder pass it alone."""
+    reasons = []
+    if params.voting_delay < SAFE_MIN_VOTING_DELAY:
+        reasons.append(
+            f"voting delay {duration(params.voting_delay)} is under {duration(SAFE_MIN_VOTING_DELAY)}"
+        )
+    if params.voting_period < SAFE_MIN_VOTING_PERIOD:
+        reasons.append(
+            f"voting period {duration(params.voting_period)} is under {duration(SAFE_MIN_VOTING_PERIOD)}"
+        )
+    if params.timelock_delay < SAFE_MIN_TIMELOCK_DELAY:
+        reasons.append(
+            f"timelock delay {duration(params.timelock_delay)} is under {duration(SAFE_MIN_TIMELOCK_DELAY)}"
+        )
+    if params.timelock_delay <= params.unbonding_period:
+        reasons.append(
+            f"timelock delay {duration(params.timelock_delay)} is not longer than the unbonding period "
+            f"{duration(params.unbonding_period)}: stakers could not withdraw before a proposal executes"
+        )
+    if params.quorum_percent < SAFE_MIN_QUORUM_PERCENT:
+        reasons.append(
+            f"quorum {params.quorum_percent} % is under {SAFE_MIN_QUORUM_PERCENT} % of the voting stake"
+        )
+    return reasons
+
+
+def duration(seconds: int) -> str:
+    """`seconds` in the largest whole unit: `5 s`, `90 min`, `1 h`, `4 d`."""
+    for unit, name in ((DAY, "d"), (HOUR, "h"), (MINUTE, "min")):
+        if seconds >= unit and seconds % unit == 0:
+            return f"{seconds // unit} {name}"
+    return f"{seconds} s"

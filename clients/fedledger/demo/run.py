@@ -40,7 +40,8 @@ DEPLOYER_ACCOUNT = "TEST::0"  # ape's first test account = Anvil's account 0
 
 @dataclass(frozen=True, kw_only=True)
 class DemoOptions:
-    """What the demo runs with. Governance timings default to the deployment defaults."""
+    """What the demo runs with. Governance timings default to the devnet profile's (the demo
+    deploys on its own local devnet)."""
 
     project: Path
     run_dir: Path
