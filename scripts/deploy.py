@@ -3,6 +3,8 @@
     ape run deploy all --network ethereum:local:foundry --account TEST::0 \\
         --initial-model-digest 0x<64 hex> --initial-model-cid bafkrei... [--voting-period 20 ...]
     ape run deploy all ... --initial-model-file model.safetensors   # digest and CID computed
+    ape run deploy all ... --app tabular --data mine.csv --ipfs-api http://127.0.0.1:5001
+        # the app's initial model and spec pinned, and both recorded
     ape run deploy show --network ethereum:local:foundry
 
 Every field of `DeployParameters` and `TaskParameters` is an option with the default of
@@ -26,6 +28,7 @@ from typing import Any
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from fedledger.app.options import APP_HELP, app_choice_options, app_input_options, pin_app_model, selected_app
 from fedledger.chain.cid import RAW_BLOCK_LIMIT, cid_v1_raw
 from fedledger.chain.deployments import (
     DEFAULT_DIRECTORY,
@@ -49,6 +52,7 @@ from fedledger.chain.params import (
     TaskParameters,
 )
 from fedledger.chain.values import format_token, parse_bytes32, parse_uint
+from fedledger.storage.models import InitialModel
 
 # Help for each parameter option: what it is and its unit.
 HELP = {
@@ -240,6 +244,15 @@ def cli() -> None:
     show_default=True,
     help="where <chain_id>.json is written",
 )
+@app_choice_options(
+    app_help=f"pin this app's initial model and spec and record both (instead of --initial-model-*): {APP_HELP}",
+    default=None,
+)
+@app_input_options()
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="with an app: seed of its initial weights"
+)
+@click.option("--ipfs-api", envvar="FEDLEDGER_IPFS_API", help="with an app: the Kubo RPC API it is pinned to")
 @click.option(
     "--governance-profile",
     type=click.Choice(sorted(GOVERNANCE_PROFILES)),
@@ -261,6 +274,13 @@ def deploy_everything(
     model_spec_hash: bytes,
     model_spec_cid: str,
     deployments_dir: Path,
+    app_name: str | None,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    seed: int,
+    ipfs_api: str | None,
     governance_profile: str | None,
     unsafe_fast_governance: bool,
     **options: Any,
@@ -272,6 +292,14 @@ def deploy_everything(
 
     if account is None:
         raise click.UsageError("--account is required (e.g. --account TEST::0 on a local network)")
+    if app_name is not None or flower_app is not None:
+        if initial_model_digest or initial_model_cid or initial_model_file:
+            raise click.UsageError("give an app or --initial-model-*, not both")
+        initial = _pin_app(
+            provider, app_name, flower_app, flower_model, data_path, config_items, seed, ipfs_api
+        )
+        initial_model_digest, initial_model_cid = initial.digest, initial.cid
+        model_spec_hash, model_spec_cid = initial.spec.hash(), initial.spec_cid
     digest, cid = resolve_model(initial_model_digest, initial_model_cid, initial_model_file)
     if len(model_spec_cid) > 128:
         raise click.BadParameter("a CID has at most 128 characters", param_hint="--model-spec-cid")
@@ -303,6 +331,41 @@ def deploy_everything(
         click.echo(f"  {name:<16} {address}")
     click.echo(f"initial model {'0x' + digest.hex()} {cid}")
     click.echo(f"wrote {path}")
+
+
+def _pin_app(
+    provider: Any,
+    app_name: str | None,
+    flower_app: str | None,
+    flower_model: str | None,
+    data_path: Path | None,
+    config_items: tuple[str, ...],
+    seed: int,
+    ipfs_api: str | None,
+) -> InitialModel:
+    """The app's initial model and spec, pinned to `ipfs_api`."""
+    from fedledger.chain.errors import FedledgerError
+    from fedledger.storage.ipfs import IpfsClient
+
+    if ipfs_api is None:
+        raise click.UsageError(
+            "an app's initial model is pinned to IPFS: give --ipfs-api (or FEDLEDGER_IPFS_API)"
+        )
+    try:
+        app = selected_app(app_name, flower_app, flower_model)
+        initial = pin_app_model(
+            IpfsClient(ipfs_api),
+            app,
+            config_items=config_items,
+            data_path=data_path,
+            seed=seed,
+            chain_id=int(provider.chain_id),
+        )
+    except FedledgerError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"initial model: app {app.name!r}, {initial.spec.parameter_count:,} values, {initial.cid}")
+    click.echo(f"model spec: {initial.spec_cid}")
+    return initial
 
 
 @cli.command(cls=ConnectedProviderCommand, short_help="Print the deployment of the connected chain")

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fedledger.app.options import app_choice_options, app_config, app_input_options, app_options, selected_app
 from fedledger.chain.click_types import ChangeParam, ProposalId
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import AggregationRule, VoteType
@@ -261,74 +262,9 @@ def devnet_status(obj: Context, as_json: bool) -> None:
 # ---------------------------------------------------------------- deploy
 
 
-def _app_choice_options(
-    app_help: str = "a built-in app (mnist-cnn, mnist-bn, tabular), an installed entry point, or MODULE:ATTR",
-) -> Callable[[F], F]:
-    """`--app`, or `--flower-app` with `--flower-model`: which app (see `_load_app`)."""
-
-    def decorate(function: F) -> F:
-        function = click.option(
-            "--flower-model",
-            metavar="MODULE:ATTR",
-            help="with --flower-app: the torch.nn.Module class (or factory) whose weights start the federation",
-        )(function)
-        function = click.option(
-            "--flower-app",
-            metavar="MODULE:ATTR",
-            help="run a Flower ClientApp (or client_fn) unchanged instead of a fedledger app",
-        )(function)
-        return click.option(
-            "--app", "app_name", default="mnist-cnn", show_default=True, metavar="APP", help=app_help
-        )(function)
-
-    return decorate
-
-
-def _app_input_options(
-    data_help: str = "this operator's own data, as the app reads it (a file or a folder)",
-) -> Callable[[F], F]:
-    """`--data` and `--config`: what the app reads, and how it is configured (see `_app_config`)."""
-
-    def decorate(function: F) -> F:
-        function = click.option(
-            "--config",
-            "config_items",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="app configuration (repeatable), e.g. --config epochs=3 --config label-column=target",
-        )(function)
-        return click.option(
-            "--data", "data_path", type=click.Path(exists=True, path_type=Path), help=data_help
-        )(function)
-
-    return decorate
-
-
-def _app_options(function: F) -> F:
-    """`--app`/`--flower-app`/`--flower-model`, `--data` and `--config`: which app, on what data."""
-    return _app_choice_options()(_app_input_options()(function))
-
-
-def _load_app(app_name: str, flower_app: str | None, flower_model: str | None) -> Any:
-    """The app the options name (a fedledger app, or a Flower app run through the adapter)."""
-    from fedledger.app.loader import load_any_app
-
-    return load_any_app(app_name, flower_app, flower_model)
-
-
-def _app_config(items: tuple[str, ...]) -> Any:
-    from fedledger.app.config import parse_config
-    from fedledger.app.errors import AppConfigError
-
-    try:
-        return parse_config(items)
-    except AppConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--account", default="TEST::0", show_default=True, help="ape account that deploys")
-@_app_options
+@app_options
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the app's initial weights")
 @click.option("--ipfs-api", envvar="FEDLEDGER_IPFS_API", help="default: the devnet's IPFS")
 @click.option(
@@ -371,24 +307,23 @@ def deploy(
     if any(o.startswith("--initial-model") for o in options):
         pass  # the initial model is given as it is (its spec is the caller's business)
     elif not placeholder_model:
-        from fedledger.app.api import Context as AppContext
-        from fedledger.app.spec import app_spec
-        from fedledger.storage.ipfs import IpfsClient
-        from fedledger.storage.models import pin_initial_model
-
-        app = _load_app(app_name, flower_app, flower_model)
-        weights, spec = app_spec(
-            app, AppContext(config=_app_config(config_items), data_path=data_path, seed=seed)
+        # The ape script loads the app and pins its initial model and spec: one implementation.
+        app = (
+            ["--flower-app", flower_app, "--flower-model", str(flower_model)]
+            if flower_app
+            else ["--app", app_name]
         )
-        initial = pin_initial_model(
-            IpfsClient(_ipfs_api_or_hint(obj, ipfs_api, "; or deploy with --placeholder-model")),
-            weights,
-            spec,
-            chain_id=found.state.chain_id,
-        )
-        click.echo(f"initial model: app {app.name!r}, {spec.parameter_count:,} values, {initial.cid}")
-        click.echo(f"model spec: {initial.spec_cid}")
-        options += initial.deploy_options()
+        options += [
+            *app,
+            *(
+                ["--data", str(data_path.resolve())] if data_path is not None else []
+            ),  # ape runs in the project
+            *[f"--config={item}" for item in config_items],
+            "--seed",
+            str(seed),
+            "--ipfs-api",
+            _ipfs_api_or_hint(obj, ipfs_api, "; or deploy with --placeholder-model"),
+        ]
     else:
         from fedledger.demo.placeholder import write_placeholder
 
@@ -750,7 +685,7 @@ def trainer() -> None:
 
 @trainer.command("run")
 @_account_option
-@_app_options
+@app_options
 @click.option(
     "--shard",
     type=ShardParam(),
@@ -855,7 +790,7 @@ def trainer_run(
 
     _service_logging(verbose)
     torch.set_num_threads(threads)
-    config = _app_config(config_items)
+    config = app_config(config_items)
     shortcuts = {
         "partitioning": partition,
         "alpha": alpha,
@@ -864,7 +799,7 @@ def trainer_run(
         "lr": lr,
     }
     config = {"data-seed": data_seed, **{k: v for k, v in shortcuts.items() if v is not None}, **config}
-    app = _load_app(app_name, flower_app, flower_model)
+    app = selected_app(app_name, flower_app, flower_model)
     context = AppContext(
         config=config,
         data_path=data_path,
@@ -980,7 +915,7 @@ def aggregator_run(
 )
 @click.option("--epochs", type=click.IntRange(1, 50), help="local epochs per round  [default: the app's]")
 @click.option("--data-seed", type=int, default=0, show_default=True)
-@_app_options
+@app_options
 @click.option(
     "--test-data",
     type=click.Path(exists=True, path_type=Path),
@@ -1138,7 +1073,7 @@ def demo(
         flower_model=flower_model,
         data=data_path,
         test_data=test_data,
-        app_config=_app_config(config_items),
+        app_config=app_config(config_items),
         governance=governance,
         attackers=attackers,
         attacks=attacks or ("sign-flip",),
@@ -1186,7 +1121,7 @@ def _accuracy_options(*, default: bool) -> Callable[[F], F]:
 
 @cli.command("status")
 @_accuracy_options(default=False)
-@_app_options
+@app_options
 @click.option("--json", "as_json", is_flag=True, help="machine-readable")
 @_node_options
 @click.pass_obj
@@ -1217,10 +1152,8 @@ def audit_status(
         from fedledger.app.evaluation import app_evaluator
         from fedledger.storage.models import deployed_spec
 
-        app = _load_app(app_name, flower_app, flower_model)
-        context = AppContext(
-            config={"data-seed": data_seed, **_app_config(config_items)}, data_path=data_path
-        )
+        app = selected_app(app_name, flower_app, flower_model)
+        context = AppContext(config={"data-seed": data_seed, **app_config(config_items)}, data_path=data_path)
         ipfs = _audit_ipfs(obj, ipfs_api)
         spec = deployed_spec(ipfs, ledger.model_spec_cid(), ledger.model_spec_hash())
         evaluator = app_evaluator(app, context)
@@ -1279,10 +1212,10 @@ def audit_verify(
     type=click.Path(file_okay=False, path_type=Path),
     help="where evaluated accuracies are kept (default: <run-dir>/dashboard)",
 )
-@_app_choice_options(
+@app_choice_options(
     app_help="the app whose evaluate() scores each global model (built-in, entry point or MODULE:ATTR)"
 )
-@_app_input_options(data_help="held-out data the app evaluates on (default: what the app reads by default)")
+@app_input_options(data_help="held-out data the app evaluates on (default: what the app reads by default)")
 @click.option("-v", "--verbose", is_flag=True, help="log each model evaluated and each read that fails")
 @_node_options
 @click.pass_obj
@@ -1336,7 +1269,7 @@ def dashboard(
         app=app_name,
         flower_app=flower_app,
         flower_model=flower_model,
-        app_config=_app_config(config_items),
+        app_config=app_config(config_items),
         test_data=data_path,
         cache_dir=cache_dir if cache_dir is not None else obj.run_dir / "dashboard",
     )

@@ -197,6 +197,24 @@ def test_ape_scripts__deploy_show_and_bad_input(devnet: Devnet, deployments_dir:
             network="ethereum:local:foundry",
             rpc_url=devnet.url,
         )
+    deploy_all = ["deploy", "all", "--account", "TEST::0", "--deployments-dir", str(deployments_dir / "x")]
+    for options, error in [
+        (
+            ["--app", "tabular", "--initial-model-file", __file__],
+            "give an app or --initial-model-\\*, not both",
+        ),
+        (["--app", "tabular"], "pinned to IPFS: give --ipfs-api"),
+        (["--app", "no_such_pkg.mod:app", "--ipfs-api", "http://127.0.0.1:9"], "no_such_pkg"),
+    ]:
+        with pytest.raises(ape_cli.ApeScriptError, match=error):
+            ape_cli.run_ape_script(
+                [*deploy_all, *options],
+                project=ROOT,
+                network="ethereum:local:foundry",
+                rpc_url=devnet.url,
+                extra_env={"FEDLEDGER_IPFS_API": ""},
+            )
+    assert not (deployments_dir / "x").exists()
     propose = ["governance", "propose", "--description", "x", "--account", "TEST::1"]
     with pytest.raises(
         ape_cli.ApeScriptError,

@@ -61,10 +61,11 @@ def ape_environment(project: Path, *, network: str, rpc_url: str | None) -> dict
     return env
 
 
-def ape_executable() -> str:
-    """`ape` from this interpreter's environment."""
-    candidate = Path(sys.executable).parent / "ape"
-    return str(candidate) if candidate.exists() else "ape"
+def ape_command() -> list[str]:
+    """`ape` run by this very interpreter (what its console script does), so the script sees
+    every package this process sees: a user's app installed in another environment layered
+    over this one included."""
+    return [sys.executable, "-c", "import sys; from ape._cli import cli; sys.argv[0] = 'ape'; sys.exit(cli())"]
 
 
 def run_ape_script(
@@ -79,7 +80,7 @@ def run_ape_script(
     """Runs `ape run <args> --network <network>` in `project`; raises `ApeScriptError` on failure."""
     env = ape_environment(project, network=network, rpc_url=rpc_url)
     env.update(extra_env or {})
-    command = [ape_executable(), "run", *args, "--network", network]
+    command = [*ape_command(), "run", *args, "--network", network]
     # Its own process group: on timeout or interrupt, ape and anything it started go together.
     process = subprocess.Popen(
         command,
