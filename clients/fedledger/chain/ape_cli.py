@@ -65,7 +65,11 @@ def ape_command() -> list[str]:
     """`ape` run by this very interpreter (what its console script does), so the script sees
     every package this process sees: a user's app installed in another environment layered
     over this one included."""
-    return [sys.executable, "-c", "import sys; from ape._cli import cli; sys.argv[0] = 'ape'; sys.exit(cli())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from ape._cli import cli; sys.argv[0] = 'ape'; sys.exit(cli())",
+    ]
 
 
 def run_ape_script(
