@@ -33,7 +33,14 @@ from typing import Any, TypeVar
 
 import click
 
-from fedledger.app.options import app_choice_options, app_config, app_input_options, app_options, selected_app
+from fedledger.app.options import (
+    app_arguments,
+    app_choice_options,
+    app_config,
+    app_input_options,
+    app_options,
+    selected_app,
+)
 from fedledger.chain.click_types import ChangeParam, ProposalId
 from fedledger.chain.errors import FedledgerError
 from fedledger.chain.params import AggregationRule, VoteType
@@ -308,16 +315,11 @@ def deploy(
         pass  # the initial model is given as it is (its spec is the caller's business)
     elif not placeholder_model:
         # The ape script loads the app and pins its initial model and spec: one implementation.
-        app = (
-            ["--flower-app", flower_app, "--flower-model", str(flower_model)]
-            if flower_app
-            else ["--app", app_name]
-        )
+        # It runs in the project folder, hence the absolute data path.
+        data = ["--data", str(data_path.resolve())] if data_path is not None else []
         options += [
-            *app,
-            *(
-                ["--data", str(data_path.resolve())] if data_path is not None else []
-            ),  # ape runs in the project
+            *app_arguments(app_name, flower_app, flower_model),
+            *data,
             *[f"--config={item}" for item in config_items],
             "--seed",
             str(seed),

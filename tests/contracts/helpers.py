@@ -213,8 +213,16 @@ def run_round(
     """Plays the current round to finalization: every trainer in `updates` commits, the commit
     window ends, every one reveals, then `aggregators` attest `model` with `rejections` in order
     until the round finalizes. Returns the finalizing receipt."""
+    commit_and_reveal(chain, task, updates, int(task.currentRound()))
+    return attest_until_finalized(chain, task, aggregators, model, rejections)
+
+
+def attest_until_finalized(
+    chain: Any, task: Any, aggregators: Sequence[Any], model: Model, rejections: Sequence[RejectionTuple] = ()
+) -> Any:
+    """Ends the current round's reveal window, then `aggregators` attest `model` with
+    `rejections` in order until the round finalizes. Returns the finalizing receipt."""
     round_ = int(task.currentRound())
-    commit_and_reveal(chain, task, updates, round_)
     end_reveal_window(chain, task, round_)
     for aggregator in aggregators:
         receipt = attest(task, aggregator, model, rejections, round_)

@@ -28,9 +28,8 @@ from helpers import (
     UINT128_MAX,
     Proposal,
     advance,
-    attest,
+    attest_until_finalized,
     commit_and_reveal,
-    end_reveal_window,
     make_model,
     make_update,
     pass_and_queue,
@@ -43,7 +42,6 @@ from helpers import (
 from fedledger.chain.params import (
     TOKEN,
     DeployParameters,
-    Phase,
     ProposalState,
     RejectionReason,
     Role,
@@ -100,19 +98,6 @@ def pass_as(governor: Any, proposal: Proposal, attacker: Any, chain: Any) -> Any
     """Passes `proposal` with `attacker`'s (majority) vote alone and queues it."""
     advance(chain, 1)  # the stake must be in the past for `propose`
     return pass_and_queue(governor, proposal, attacker, [attacker], chain)
-
-
-def run_round_attestations(
-    chain: Any, task: Any, aggregators: list[Any], model: Any, rejections: list[Any]
-) -> Any:
-    """Ends the current round's reveal window and has `aggregators` attest until it finalizes."""
-    round_ = int(task.currentRound())
-    end_reveal_window(chain, task, round_)
-    for aggregator in aggregators:
-        receipt = attest(task, aggregator, model, rejections, round_)
-        if Phase(task.phase(round_)) == Phase.FINALIZED:
-            return receipt
-    raise AssertionError(f"round {round_} did not finalize")
 
 
 def slash_everyone(registry: Any, accounts: list[Any]) -> list[tuple[Any, bytes]]:
@@ -345,7 +330,7 @@ def test_attack__hostile_rates_executed_mid_round__the_open_round_keeps_its_own(
     victim = trainers[0]
     rejections = [rejection(victim, RejectionReason.MALFORMED, updates[victim])]
 
-    finalized = run_round_attestations(chain, task, aggregators, make_model("front-run-model"), rejections)
+    finalized = attest_until_finalized(chain, task, aggregators, make_model("front-run-model"), rejections)
 
     slashed = finalized.events.filter(registry.Slashed)
     assert [(log.account, log.amount) for log in slashed] == [

@@ -81,6 +81,13 @@ def selected_app(app_name: str | None, flower_app: str | None, flower_model: str
     return app
 
 
+def app_arguments(app_name: str | None, flower_app: str | None, flower_model: str | None) -> list[str]:
+    """The options that select this app again, for a command run on its behalf."""
+    if flower_app is None:
+        return ["--app", app_name or DEFAULT_APP]
+    return ["--flower-app", flower_app, *(["--flower-model", flower_model] if flower_model else [])]
+
+
 def app_config(items: tuple[str, ...]) -> Any:
     """`--config KEY=VALUE` items as typed values; a usage error names a malformed one."""
     from fedledger.app.config import parse_config

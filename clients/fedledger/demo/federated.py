@@ -37,6 +37,7 @@ from fedledger.app.api import App, Context, DemoData, Scalar, Weights
 from fedledger.app.config import config_items
 from fedledger.app.evaluation import Evaluator, app_evaluator
 from fedledger.app.loader import load_any_app
+from fedledger.app.options import app_arguments
 from fedledger.app.spec import app_spec
 from fedledger.chain import ape_cli
 from fedledger.chain.accounts import devnet_accounts
@@ -374,10 +375,7 @@ class AppSetup:
         """`fedledger dashboard` options that score models as this demo does (or not at all)."""
         if self.evaluator is None:
             return ["--no-accuracy"]
-        if options.flower_app is not None:
-            app = ["--flower-app", options.flower_app, "--flower-model", str(options.flower_model)]
-        else:
-            app = ["--app", options.app]
+        app = app_arguments(options.app, options.flower_app, options.flower_model)
         test = self.demo_data.test_path if self.demo_data is not None else options.test_data
         return [*app, *(["--data", str(test)] if test else []), *config_items(self.config)]
 
